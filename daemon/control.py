@@ -1,0 +1,249 @@
+"""The control server: one thread that owns the ROUTER (requests) and PUB (events) sockets.
+
+Requests are decoded and validated by :mod:`daemon.protocol`, then handed to
+``handler(cmd, args) -> dict``, which runs on the server thread and should return quickly (hand
+slow work to another thread). ``ping`` is answered by the server itself, so it tells a script that
+the control thread is alive even while the rest of the daemon is busy.
+
+Events can be published from any thread: :meth:`ControlServer.publish` encodes the event and
+pushes it, under a lock, down an inproc PUSH socket; the server thread polls the other end together
+with the ROUTER and forwards events to PUB as soon as they arrive (well under a millisecond).
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from daemon.protocol import (
+    MAX_MESSAGE_BYTES, ProtocolError, decode_request, encode_event, encode_reply_error,
+    encode_reply_ok,
+)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, dict[str, Any]], "dict[str, Any] | None"]
+
+POLL_TIMEOUT_S = 0.05  # longest the loop sleeps before it looks at the stop flag, seconds
+# libzmq drops a connection that sends a frame bigger than this. It is well above
+# MAX_MESSAGE_BYTES so that a request a little too large still gets a `too_large` reply.
+ROUTER_MAX_FRAME_BYTES = 16 * MAX_MESSAGE_BYTES
+EVENT_QUEUE_MESSAGES = 10000  # events waiting for the server thread before publish() drops them
+
+_instances = itertools.count()
+
+
+class ControlBindError(OSError):
+    """A control or event endpoint could not be bound (usually: the port is in use)."""
+
+
+class ControlServer:
+    """Serve control requests on ``router_endpoint`` and publish events on ``pub_endpoint``.
+
+    Endpoints may use a wildcard port (``tcp://127.0.0.1:*``); :attr:`router_address` and
+    :attr:`pub_address` give the bound addresses. Use as a context manager or call
+    :meth:`start` / :meth:`stop`.
+    """
+
+    def __init__(self, handler: Handler, router_endpoint: str = "tcp://127.0.0.1:5555",
+                 pub_endpoint: str = "tcp://127.0.0.1:5556", context: zmq.Context | None = None):
+        self._handler = handler
+        self._router_endpoint = router_endpoint
+        self._pub_endpoint = pub_endpoint
+        self._ctx = context if context is not None else zmq.Context.instance()
+        self._wake_endpoint = f"inproc://riffd-control-events-{next(_instances)}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # The PUSH end is shared by every publishing thread; the lock serializes its use.
+        self._push_lock = threading.Lock()
+        self._push: zmq.Socket | None = None
+        self.router_address: str | None = None
+        self.pub_address: str | None = None
+        self.requests = 0          # requests received (answered, well-formed or not)
+        self.errors = 0            # error replies sent
+        self.events_published = 0  # events forwarded to PUB
+        self.events_dropped = 0    # events publish() could not hand over
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind the sockets (raising :class:`ControlBindError` on failure) and start the thread."""
+        if self._thread is not None:
+            raise RuntimeError("ControlServer already started")
+        sockets: list[zmq.Socket] = []
+        try:
+            router = self._socket(zmq.ROUTER, sockets)
+            router.setsockopt(zmq.MAXMSGSIZE, ROUTER_MAX_FRAME_BYTES)
+            self.router_address = self._bind(router, self._router_endpoint, "control", "--control")
+            pub = self._socket(zmq.PUB, sockets)
+            self.pub_address = self._bind(pub, self._pub_endpoint, "events", "--events")
+            pull = self._socket(zmq.PULL, sockets)
+            pull.bind(self._wake_endpoint)
+            push = self._socket(zmq.PUSH, sockets)
+            push.setsockopt(zmq.SNDHWM, EVENT_QUEUE_MESSAGES)
+            push.connect(self._wake_endpoint)
+        except BaseException:
+            for s in sockets:
+                s.close(linger=0)
+            raise
+        self._push = push
+        self._stop.clear()
+        # The sockets move to the server thread here; Thread.start() is the memory barrier
+        # that libzmq asks for when a socket changes threads.
+        self._thread = threading.Thread(target=self._run, args=(router, pub, pull),
+                                        name="riffd-control", daemon=True)
+        self._thread.start()
+        log.info("control on %s, events on %s", self.router_address, self.pub_address)
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop the thread (within ``timeout_s`` seconds) and close the sockets."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        with self._push_lock:
+            try:
+                self._push.send(b"", zmq.NOBLOCK)  # wake the poll now rather than at its timeout
+            except zmq.Again:
+                pass
+            self._push.close(linger=0)
+            self._push = None
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.warning("control thread did not stop within %.1f s", timeout_s)
+        self._thread = None
+
+    def __enter__(self) -> ControlServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- events ----------------------------------------------------------------------------
+
+    def publish(self, event: str, data: dict[str, Any]) -> bool:
+        """Publish ``event`` with ``data`` from any thread, without blocking.
+
+        Returns False when the event was dropped (server not running, or the server thread is
+        more than EVENT_QUEUE_MESSAGES events behind). Raises ``ValueError`` for an event that
+        :mod:`daemon.protocol` does not define.
+        """
+        frames = encode_event(event, data)
+        with self._push_lock:
+            if self._push is None:
+                self.events_dropped += 1
+                return False
+            try:
+                self._push.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:
+                self.events_dropped += 1
+                return False
+        return True
+
+    # --- server thread ---------------------------------------------------------------------
+
+    def _run(self, router: zmq.Socket, pub: zmq.Socket, pull: zmq.Socket) -> None:
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(pull, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                ready = dict(poller.poll(POLL_TIMEOUT_S * 1000))
+                if pull in ready:
+                    self._forward_events(pull, pub)
+                if router in ready:
+                    self._serve_requests(router)
+        finally:
+            for s in (router, pub, pull):
+                s.close(linger=0)
+
+    def _forward_events(self, pull: zmq.Socket, pub: zmq.Socket) -> None:
+        while True:
+            try:
+                frames = pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) == 2:  # a single empty frame is stop()'s wake-up
+                pub.send_multipart(frames, zmq.NOBLOCK)  # PUB drops, never blocks, at its HWM
+                self.events_published += 1
+
+    def _serve_requests(self, router: zmq.Socket) -> None:
+        while not self._stop.is_set():
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            reply = self._reply_frames(frames)
+            try:
+                router.send_multipart(reply, zmq.NOBLOCK)
+            except zmq.Again:
+                log.warning("control reply dropped: client not reading")
+
+    def _reply_frames(self, frames: list[bytes]) -> list[bytes]:
+        """The reply for one ROUTER message, with the same envelope as the request.
+
+        A REQ client's message arrives as [identity, b"", payload]; a DEALER's as
+        [identity, payload]. The reply goes back with the same envelope.
+        """
+        self.requests += 1
+        envelope = frames[:2] if len(frames) >= 2 and frames[1] == b"" else frames[:1]
+        body = frames[len(envelope):]
+        if len(body) == 1:
+            return envelope + [self._answer(body[0])]
+        problem = f"expected one frame of JSON, got {len(body)} frames" if body else "empty message"
+        self.errors += 1
+        return envelope + [encode_reply_error(ProtocolError("bad_frames", problem))]
+
+    def _answer(self, payload: bytes) -> bytes:
+        """Decode one request, run it, and encode the reply (errors included)."""
+        req = None
+        try:
+            req = decode_request(payload)
+            if req.cmd == "ping":
+                result = {"pong": True, "time": time.monotonic()}
+            else:
+                result = self._handler(req.cmd, req.args)
+            if result is None:
+                result = {}
+            if not isinstance(result, dict):
+                raise TypeError(f"handler returned {type(result).__name__}, expected a dict")
+            return encode_reply_ok(req.id, result)
+        except ProtocolError as e:
+            err = e
+        except Exception as e:  # the handler's (or result encoding's) failure, reported back
+            log.exception("control command %r failed", req.cmd if req else None)
+            err = ProtocolError("internal", f"{req.cmd if req else 'request'} failed: "
+                                            f"{type(e).__name__}: {e}")
+        if req is not None:
+            err.id = req.id  # a handler's ProtocolError answers this request
+        self.errors += 1
+        return encode_reply_error(err)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _socket(self, kind: int, made: list[zmq.Socket]) -> zmq.Socket:
+        s = self._ctx.socket(kind)
+        s.setsockopt(zmq.LINGER, 0)
+        made.append(s)
+        return s
+
+    @staticmethod
+    def _bind(sock: zmq.Socket, endpoint: str, what: str, option: str) -> str:
+        """Bind and return the bound address, or raise a ControlBindError that says what to do."""
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError as e:
+            hint = (f"is another riffd (or another program) using it? Pick another with "
+                    f"`riffd serve {option} tcp://127.0.0.1:PORT`")
+            if e.errno != errno.EADDRINUSE:
+                hint = f"check the address, e.g. `{option} tcp://127.0.0.1:PORT`"
+            raise ControlBindError(e.errno, f"cannot bind the {what} socket to {endpoint}: "
+                                            f"{zmq.strerror(e.errno)}; {hint}") from e
+        return sock.getsockopt_string(zmq.LAST_ENDPOINT)

@@ -1,0 +1,423 @@
+"""The riffd control protocol: one module, one version, spec tables that drive validation.
+
+Transport (see docs/protocol.md, which a test keeps in step with this module):
+
+- Requests go to a ZeroMQ ROUTER socket (default ``tcp://127.0.0.1:5555``) as ONE frame of UTF-8
+  JSON: ``{"v": 1, "cmd": "set", "args": {...}, "id": <optional string or int>}``.
+- Replies: ``{"v": 1, "id": ..., "ok": true, "result": {...}}`` or
+  ``{"v": 1, "id": ..., "ok": false, "error": {"code": "...", "message": "..."}}``.
+- Events go out on a PUB socket (default ``tcp://127.0.0.1:5556``) as two frames: the event name
+  (the topic to subscribe to) and JSON ``{"v": 1, "event": name, "t": <monotonic seconds>, ...}``.
+
+Every command is one :class:`CommandSpec` in :data:`COMMANDS`; every argument one :class:`ArgSpec`.
+:func:`decode_request` checks a request against these tables, so a command handler only ever sees
+arguments of the right type and range, with defaults applied.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE_BYTES = 65536  # largest request payload accepted, bytes
+
+# The closed set of error codes, with what each means to the sender.
+ERROR_CODES: dict[str, str] = {
+    "not_json": "The request is not UTF-8 JSON text.",
+    "not_object": "The request is JSON, but not an object ({...}).",
+    "bad_version": "The request's \"v\" is missing or is not this daemon's protocol version.",
+    "unknown_command": "\"cmd\" is missing, not a string, or not a command this daemon knows.",
+    "bad_args": "An argument (or the envelope's \"args\"/\"id\") is missing, unknown, "
+                "of the wrong type or out of range; the message names it.",
+    "too_large": f"The request is larger than {MAX_MESSAGE_BYTES} bytes.",
+    "bad_frames": "The ZeroMQ message is empty or has more than one frame of payload.",
+    "internal": "The daemon failed while running the command; the message has the cause.",
+    "unavailable": "The daemon cannot do this right now (for example no model is loaded).",
+}
+
+
+class ProtocolError(Exception):
+    """A request that cannot be served; becomes an error reply.
+
+    ``code`` is one of :data:`ERROR_CODES`, ``message`` is meant for the person writing the
+    script, ``id`` is the request's id when it could be read (echoed in the reply).
+    """
+
+    def __init__(self, code: str, message: str, id: str | int | None = None):
+        if code not in ERROR_CODES:
+            raise ValueError(f"unknown protocol error code {code!r}; use one of {sorted(ERROR_CODES)}")
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.id = id
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """One argument of a command (or one field of a note object).
+
+    ``type`` is ``"int"``, ``"float"``, ``"bool"`` or ``"notes"`` (a list of note objects, see
+    :data:`NOTE_FIELDS`). ``min``/``max`` bound the value, inclusive unless ``min_exclusive``;
+    for ``"notes"`` they bound the number of notes. ``default`` is filled in when an optional
+    argument is absent (``None``: left absent). ``unit`` is named in messages (``"BPM"``).
+    """
+
+    name: str
+    type: str
+    required: bool = False
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    choices: tuple[Any, ...] | None = None
+    default: Any = None
+    unit: str = ""
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One command: its arguments, and whether at least one of them must be given."""
+
+    name: str
+    doc: str
+    args: tuple[ArgSpec, ...] = ()
+    at_least_one: bool = False
+    result: str = "{}"
+
+    def arg(self, name: str) -> ArgSpec | None:
+        """The argument called ``name``, or ``None``."""
+        return next((a for a in self.args if a.name == name), None)
+
+
+MAX_SEED_NOTES = 2048
+
+# Fields of one note object in `seed`'s "notes" (and in `phrase` events). Times are in beats.
+NOTE_FIELDS: tuple[ArgSpec, ...] = (
+    ArgSpec("pitch", "int", required=True, min=0, max=127, doc="MIDI note number (60 = middle C)"),
+    ArgSpec("start", "float", required=True, min=0, unit="beats",
+            doc="onset, in beats from the start of the phrase"),
+    ArgSpec("duration", "float", required=True, min=0, max=64, min_exclusive=True, unit="beats",
+            doc="length of the note, in beats"),
+)
+
+COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
+    CommandSpec("ping", "Check that the daemon answers.",
+                result='{"pong": true, "time": <daemon monotonic clock, seconds>}'),
+    CommandSpec("status", "Report what the daemon is doing: playing or not, controls, model.",
+                result="the daemon's state (fields listed in docs/protocol.md)"),
+    CommandSpec("start", "Start continuous generation."),
+    CommandSpec("stop", "Stop playing; every sounding note gets its note-off."),
+    CommandSpec("set", "Change generation controls; give at least one.", at_least_one=True, args=(
+        ArgSpec("tempo", "float", min=20, max=300, unit="BPM", doc="playback tempo"),
+        ArgSpec("temperature", "float", min=0.05, max=5.0,
+                doc="sampling temperature: low is safe and repetitive, high is adventurous"),
+        ArgSpec("top_k", "int", min=0, max=512,
+                doc="sample only among the k most likely tokens (0 = off)"),
+        ArgSpec("top_p", "float", min=0.01, max=1.0,
+                doc="sample only among the most likely tokens whose probabilities add up to p"),
+        ArgSpec("velocity", "int", min=1, max=127, doc="MIDI velocity of generated notes"),
+        ArgSpec("channel", "int", min=1, max=16, doc="MIDI channel of generated notes"),
+        ArgSpec("length", "int", min=1, max=64, unit="bars", doc="length of an answer, in bars"),
+        ArgSpec("greedy", "bool", doc="always pick the most likely token (ignores temperature)"),
+    )),
+    CommandSpec("seed", "Give the model a phrase to continue.", args=(
+        ArgSpec("notes", "notes", required=True, min=1, max=MAX_SEED_NOTES, unit="notes",
+                doc="the phrase: note objects {pitch, start, duration}"),
+        ArgSpec("play", "bool", default=True, doc="answer the seed at once"),
+    )),
+    CommandSpec("panic", "All notes off, now."),
+    CommandSpec("shutdown", "Stop the daemon."),
+)}
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One event published on the PUB socket, with the fields its data always carries."""
+
+    name: str
+    fields: tuple[str, ...]
+    doc: str
+
+
+EVENTS: dict[str, EventSpec] = {e.name: e for e in (
+    EventSpec("note_on", ("pitch", "velocity", "channel"), "A generated note starts sounding."),
+    EventSpec("note_off", ("pitch", "channel"), "A generated note stops sounding."),
+    EventSpec("phrase", ("notes",), "A seed phrase was captured (from MIDI in or `seed`); "
+                                    "notes are note objects."),
+    EventSpec("state", ("state",), "The daemon changed state: \"playing\", \"stopped\", ..."),
+    EventSpec("error", ("message",), "Something went wrong outside a request "
+                                     "(a model step, a port)."),
+)}
+
+
+@dataclass
+class Request:
+    """A decoded, validated request: ``args`` has every default applied."""
+
+    cmd: str
+    args: dict[str, Any] = field(default_factory=dict)
+    id: str | int | None = None
+
+
+# --- decoding and validation ----------------------------------------------------------------
+
+def decode_request(payload: bytes) -> Request:
+    """Decode and validate one request frame; raise :class:`ProtocolError` when it is unusable."""
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("too_large", f"request is {len(payload)} bytes; "
+                                         f"the limit is {MAX_MESSAGE_BYTES} bytes")
+    if not payload:
+        raise ProtocolError("bad_frames", "empty request; send one frame of JSON")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ProtocolError("not_json", f"request is not UTF-8 text ({e.reason} at byte {e.start})")
+    try:
+        msg = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as e:
+        raise ProtocolError("not_json", f"request is not valid JSON: {e}")
+    if not isinstance(msg, dict):
+        raise ProtocolError("not_object", f"request must be a JSON object like "
+                                          f'{{"v": {PROTOCOL_VERSION}, "cmd": "ping"}}, '
+                                          f"got {_json_kind(msg)}")
+
+    req_id = msg.get("id")
+    if req_id is not None and (isinstance(req_id, bool) or not isinstance(req_id, (str, int))):
+        raise ProtocolError("bad_args", f"request 'id' must be a string or an integer, "
+                                        f"got {_show(req_id)}")
+
+    if "v" not in msg:
+        raise ProtocolError("bad_version", f'request has no "v"; send "v": {PROTOCOL_VERSION}', req_id)
+    version = msg["v"]
+    if isinstance(version, bool) or version != PROTOCOL_VERSION or not isinstance(version, int):
+        raise ProtocolError("bad_version", f"this daemon speaks protocol version {PROTOCOL_VERSION}, "
+                                           f"the request has version {_show(version)}", req_id)
+
+    unknown = sorted(set(msg) - {"v", "cmd", "args", "id"})
+    if unknown:
+        raise ProtocolError("bad_args", f"request has unknown field {unknown[0]!r}; "
+                                        f"a request has v, cmd, args, id", req_id)
+
+    cmd = msg.get("cmd")
+    if not isinstance(cmd, str):
+        what = "no \"cmd\"" if cmd is None else f'"cmd" {_show(cmd)}, which is not a string'
+        raise ProtocolError("unknown_command", f"request has {what}; commands: {_command_list()}",
+                            req_id)
+    spec = COMMANDS.get(cmd)
+    if spec is None:
+        raise ProtocolError("unknown_command", f"unknown command {_show(cmd)}{_did_you_mean(cmd, COMMANDS)}; "
+                                               f"commands: {_command_list()}", req_id)
+
+    args = msg.get("args", {})
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ProtocolError("bad_args", f'{cmd}: "args" must be an object, got {_json_kind(args)}', req_id)
+    try:
+        return Request(cmd, validate_args(spec, args), req_id)
+    except ProtocolError as e:
+        e.id = req_id
+        raise
+
+
+def validate_args(spec: CommandSpec, args: dict[str, Any]) -> dict[str, Any]:
+    """Check ``args`` against ``spec``; return them normalized (floats as float) with defaults."""
+    for name in args:
+        if spec.arg(name) is None:
+            names = ", ".join(a.name for a in spec.args)
+            takes = f"{spec.name} takes {names}" if names else f"{spec.name} takes no arguments"
+            raise ProtocolError("bad_args", f"{spec.name}: unknown argument {name!r}"
+                                            f"{_did_you_mean(name, [a.name for a in spec.args])}; "
+                                            f"{takes}")
+    out: dict[str, Any] = {}
+    for a in spec.args:
+        if a.name in args:
+            out[a.name] = _check_value(spec.name, f"{spec.name}: {a.name!r}", a, args[a.name])
+        elif a.required:
+            raise ProtocolError("bad_args", f"{spec.name}: missing required argument {a.name!r} "
+                                            f"({expectation(a)})")
+        elif a.default is not None:
+            out[a.name] = a.default
+    if spec.at_least_one and not args:
+        raise ProtocolError("bad_args", f"{spec.name}: give at least one of "
+                                        f"{', '.join(a.name for a in spec.args)}")
+    return out
+
+
+def _check_value(cmd: str, where: str, spec: ArgSpec, value: Any) -> Any:
+    """Return ``value`` normalized for ``spec``, or raise ``bad_args`` naming ``where``."""
+    original = value  # `value` is normalized below; messages show what was sent
+
+    def bad(got: str | None = None) -> ProtocolError:
+        return ProtocolError("bad_args", f"{where} must be {expectation(spec)}, "
+                                         f"got {got or _show(original)}")
+
+    if spec.type == "bool":
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if spec.type == "notes":
+        if not isinstance(value, list):
+            raise bad()
+        if not _in_range(spec, len(value)):
+            raise bad(f"{len(value)} notes")
+        return [_check_note(cmd, f"{cmd}: notes[{i}]", n) for i, n in enumerate(value)]
+    # Numbers: JSON true/false are not numbers here, and an int field wants a whole number.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad()
+    if spec.type == "int":
+        if not isinstance(value, int):
+            raise bad()
+    elif spec.type == "float":
+        if not math.isfinite(value):
+            raise bad()
+        value = float(value)
+    if spec.choices is not None and value not in spec.choices:
+        raise bad()
+    if not _in_range(spec, value):
+        raise bad()
+    return value
+
+
+def _check_note(cmd: str, prefix: str, note: Any) -> dict[str, Any]:
+    """One note object of a ``notes`` argument; ``prefix`` names it (``"seed: notes[3]"``)."""
+    if not isinstance(note, dict):
+        raise ProtocolError("bad_args", f"{prefix} must be an object like "
+                                        f'{{"pitch": 60, "start": 0, "duration": 1}}, got {_show(note)}')
+    unknown = sorted(set(note) - {f.name for f in NOTE_FIELDS})
+    if unknown:
+        raise ProtocolError("bad_args", f"{prefix} has unknown field {unknown[0]!r}; "
+                                        f"a note has pitch, start, duration")
+    out = {}
+    for f in NOTE_FIELDS:
+        if f.name not in note:
+            raise ProtocolError("bad_args", f"{prefix} is missing {f.name!r} ({expectation(f)})")
+        out[f.name] = _check_value(cmd, f"{prefix}.{f.name}", f, note[f.name])
+    return out
+
+
+def _in_range(spec: ArgSpec, x: float) -> bool:
+    if spec.min is not None and (x <= spec.min if spec.min_exclusive else x < spec.min):
+        return False
+    return spec.max is None or x <= spec.max
+
+
+def expectation(spec: ArgSpec) -> str:
+    """What a valid value looks like, in words: ``"a number between 20 and 300 BPM"``."""
+    if spec.type == "bool":
+        return "true or false"
+    unit = f" {spec.unit}" if spec.unit else ""
+    if spec.type == "notes":
+        return f"a list of {_num(spec.min)} to {_num(spec.max)}{unit}"
+    noun = "a whole number" if spec.type == "int" else "a number"
+    if spec.choices is not None:
+        return f"one of {', '.join(_show(c) for c in spec.choices)}"
+    lo = None if spec.min is None else ("greater than " if spec.min_exclusive else "of at least ") + _num(spec.min)
+    if spec.min is not None and spec.max is not None and not spec.min_exclusive:
+        return f"{noun} between {_num(spec.min)} and {_num(spec.max)}{unit}"
+    if lo and spec.max is not None:
+        return f"{noun} {lo} and at most {_num(spec.max)}{unit}"
+    if lo:
+        return f"{noun} {lo}{unit}"
+    if spec.max is not None:
+        return f"{noun} at most {_num(spec.max)}{unit}"
+    return noun
+
+
+def describe_range(spec: ArgSpec) -> str:
+    """The range column of help text and docs: ``20–300``, ``≥ 0``, ``> 0, ≤ 64``, ``—``."""
+    if spec.choices is not None:
+        return "one of " + ", ".join(_show(c) for c in spec.choices)
+    if spec.min is None and spec.max is None:
+        return "—"
+    if spec.max is None:
+        return f"{'>' if spec.min_exclusive else '≥'} {_num(spec.min)}"
+    if spec.min is None:
+        return f"≤ {_num(spec.max)}"
+    if spec.min_exclusive:
+        return f"> {_num(spec.min)}, ≤ {_num(spec.max)}"
+    return f"{_num(spec.min)}–{_num(spec.max)}"
+
+
+def _num(x: float | None) -> str:
+    return f"{x:g}"
+
+
+def _show(value: Any) -> str:
+    """A value as the script wrote it (JSON), cut short so a huge value cannot flood a message."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "a list", str: "a string", bool: "true/false", int: "a number",
+             float: "a number", type(None): "null", dict: "an object"}
+    return f"{kinds.get(type(value), type(value).__name__)} ({_show(value)})"
+
+
+def _did_you_mean(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _command_list() -> str:
+    return ", ".join(COMMANDS)
+
+
+def _reject_constant(name: str) -> Any:
+    # json.loads accepts NaN and Infinity by default; they are not JSON and not musical.
+    raise ValueError(f"{name} is not allowed")
+
+
+# --- encoding ----------------------------------------------------------------------------------
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def encode_request(cmd: str, args: dict[str, Any] | None = None, id: str | int | None = None) -> bytes:
+    """One request frame, for clients. Does not validate: the daemon does."""
+    msg: dict[str, Any] = {"v": PROTOCOL_VERSION, "cmd": cmd}
+    if args:
+        msg["args"] = args
+    if id is not None:
+        msg["id"] = id
+    return _dumps(msg)
+
+
+def encode_reply_ok(id: str | int | None, result: dict[str, Any]) -> bytes:
+    """A success reply carrying ``result`` (must be JSON-serializable; raises otherwise)."""
+    return _dumps({"v": PROTOCOL_VERSION, "id": id, "ok": True, "result": result})
+
+
+def encode_reply_error(err: ProtocolError) -> bytes:
+    """An error reply for ``err``, echoing its request id."""
+    return _dumps({"v": PROTOCOL_VERSION, "id": err.id, "ok": False,
+                   "error": {"code": err.code, "message": err.message}})
+
+
+def encode_event(name: str, data: dict[str, Any]) -> list[bytes]:
+    """Two frames for the PUB socket: topic (the event name) and the JSON event.
+
+    ``t`` is stamped now, in seconds of the daemon's ``time.monotonic()`` clock. Raises
+    ``ValueError`` for an undocumented event name or missing documented fields.
+    """
+    spec = EVENTS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown event {name!r}; events: {', '.join(EVENTS)}")
+    missing = [f for f in spec.fields if f not in data]
+    if missing:
+        raise ValueError(f"event {name!r} needs fields {', '.join(missing)}")
+    reserved = {"v", "event", "t"} & set(data)
+    if reserved:
+        raise ValueError(f"event data may not set {', '.join(sorted(reserved))}")
+    body = {"v": PROTOCOL_VERSION, "event": name, "t": time.monotonic(), **data}
+    return [name.encode("ascii"), _dumps(body)]
