@@ -1,0 +1,1 @@
+"""riffd daemon: the long-running process (scheduler, MIDI ports, audio, control)."""

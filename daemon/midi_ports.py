@@ -1,0 +1,452 @@
+"""MIDI ports: riffd's virtual output and input, one real implementation per backend.
+
+Public verbs validate and delegate to one private hook per backend (``send`` -> ``_send``,
+``open`` -> ``_open``, ``close`` -> ``_close``), as in mido.
+
+Times are ``time.monotonic()`` seconds throughout. ``send(msg, at=t)`` asks the backend to emit
+``msg`` so that it sounds at ``t``; a backend that buffers output adds a constant latency
+(:attr:`MidiPorts.latency_s`), so callers that want frame accuracy hand messages over at least
+``latency_s`` before ``t`` (the :class:`~daemon.scheduler.Scheduler` does).
+
+Backends:
+
+- :class:`JackMidiPorts`: one JACK client with ports ``<client>:out`` and ``<client>:in``. Output
+  events are written at the frame offset inside the process cycle that matches their ``at``.
+- :class:`RtMidiPorts`: python-rtmidi virtual ports for ALSA (Linux desktops), CoreMIDI (macOS);
+  Windows has no virtual ports.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import heapq
+import itertools
+import queue
+import sys
+import threading
+import time
+from typing import Callable, Sequence
+
+InputCallback = Callable[[list, float], None]
+
+API_NAMES = ("auto", "alsa", "jack", "coremidi", "windows")
+
+
+class MidiPortError(RuntimeError):
+    """A MIDI port could not be opened or used; the message says how to fix it."""
+
+
+def _as_bytes(message: bytes | bytearray | Sequence[int]) -> bytes:
+    """Validate one MIDI message (status byte first, data bytes < 0x80) and return it as bytes."""
+    try:
+        data = bytes(message)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"MIDI message must be bytes or a list of ints 0..255: {message!r}") from exc
+    if not data:
+        raise ValueError("empty MIDI message")
+    if data[0] < 0x80:
+        raise ValueError(f"MIDI message must start with a status byte (>= 0x80): {list(data)}")
+    if data[0] != 0xF0 and any(b >= 0x80 for b in data[1:]):
+        raise ValueError(f"MIDI data bytes must be < 0x80: {list(data)}")
+    return data
+
+
+class MidiPorts:
+    """A virtual MIDI output and input owned by riffd.
+
+    Subclasses implement ``_open``, ``_send``, ``_close``. Use as a context manager.
+    """
+
+    api = "abstract"
+    #: Constant output latency in seconds that the backend adds to every timed message.
+    latency_s = 0.0
+
+    def __init__(self) -> None:
+        self.client_name: str | None = None
+        self.out_port_name: str | None = None
+        self.in_port_name: str | None = None
+        self._callback: InputCallback | None = None
+        self._is_open = False
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self._is_open
+
+    @property
+    def alive(self) -> bool:
+        """False once the ports are closed or the backend went away."""
+        return self._is_open
+
+    def open(self, client_name: str = "riffd", out_name: str = "out", in_name: str = "in") -> "MidiPorts":
+        """Create the ports ``<client_name>:<out_name>`` and ``<client_name>:<in_name>``."""
+        with self._lock:
+            if self._is_open:
+                raise MidiPortError(f"{self.api} ports are already open as {self.client_name!r}")
+            self._open(client_name, out_name, in_name)
+            self.client_name = client_name
+            self._is_open = True
+        return self
+
+    def send(self, message: bytes | Sequence[int], at: float | None = None) -> None:
+        """Send one MIDI message.
+
+        Args:
+            message: raw bytes, e.g. ``[0x90, 60, 100]``.
+            at: ``time.monotonic()`` time in seconds at which it should sound; None = now.
+        """
+        data = _as_bytes(message)
+        if not self._is_open:
+            raise MidiPortError(f"{self.api} MIDI ports are not open")
+        self._send(data, at)
+
+    def set_input_callback(self, callback: InputCallback | None) -> None:
+        """Call ``callback(message: list[int], time_s: float)`` for every incoming message.
+
+        ``time_s`` is on the ``time.monotonic()`` clock. The callback runs on a backend thread
+        (never inside a real-time audio callback); keep it short.
+        """
+        if callback is not None and not callable(callback):
+            raise TypeError("input callback must be callable or None")
+        self._callback = callback
+
+    def close(self) -> None:
+        """Close and delete both ports. Safe to call more than once."""
+        with self._lock:
+            if not self._is_open:
+                return
+            self._is_open = False
+            self._close()
+
+    def _deliver(self, message: list, time_s: float) -> None:
+        callback = self._callback
+        if callback is not None:
+            callback(message, time_s)
+
+    def __enter__(self) -> "MidiPorts":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # Backend hooks.
+    def _open(self, client_name: str, out_name: str, in_name: str) -> None:
+        raise NotImplementedError
+
+    def _send(self, data: bytes, at: float | None) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------- JACK
+
+class JackMidiPorts(MidiPorts):
+    """One JACK client with a MIDI output and a MIDI input port.
+
+    Timing model: frame offset ``o`` of the process cycle that starts at monotonic time ``T``
+    stands for time ``T + o / samplerate``. An event whose ``at`` falls in ``[T, T + period)`` is
+    written at its exact offset in that cycle, provided it was handed over before the cycle
+    started; hence :attr:`latency_s` = one period (``blocksize / samplerate`` seconds): send at
+    least that long before ``at``. Late events (and ``at=None``) go at offset 0 of the next cycle.
+    Input events get the same mapping, so a message another client writes for time ``at`` arrives
+    stamped ``at`` (plus one period when JACK delays it a cycle, e.g. over a feedback connection).
+    """
+
+    api = "jack"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._client = None
+        self._outport = None
+        self._inport = None
+        self._alive = False
+        self._shutdown_reason = ""
+        self._seq = itertools.count()
+        # send() appends (at, seq, data) from any thread; the process callback drains it into
+        # _pending, kept sorted by (at, seq) so events leave in time order.
+        self._incoming: collections.deque = collections.deque()
+        self._pending: list = []
+        self._inq: queue.SimpleQueue = queue.SimpleQueue()
+        self._dispatcher: threading.Thread | None = None
+        self.samplerate = 0
+        self.blocksize = 0
+        self.dropped = 0  # events JACK refused (port buffer full), counted in the callback
+
+    @property
+    def alive(self) -> bool:
+        return self._is_open and self._alive
+
+    def _open(self, client_name: str, out_name: str, in_name: str) -> None:
+        try:
+            import jack
+        except (ImportError, OSError) as exc:  # OSError: libjack missing
+            raise MidiPortError(f"JACK-Client or libjack is unavailable ({exc}); "
+                                "pip install JACK-Client and install JACK (apt-get install jackd2)") from exc
+        try:
+            client = jack.Client(client_name, use_exact_name=True, no_start_server=True)
+        except jack.JackOpenError as exc:
+            raise MidiPortError(
+                f"cannot open JACK client {client_name!r} ({exc}); is a JACK server running "
+                "(start one: `jackd -d dummy -r 48000 -p 256`, or check JACK_DEFAULT_SERVER), "
+                f"and is no other client already called {client_name!r}?") from exc
+        try:
+            self._outport = client.midi_outports.register(out_name)
+            self._inport = client.midi_inports.register(in_name)
+            self.samplerate = client.samplerate
+            self.blocksize = client.blocksize
+            self.latency_s = self.blocksize / self.samplerate
+            client.set_process_callback(self._process)
+            client.set_shutdown_callback(self._on_shutdown)
+            client.set_blocksize_callback(self._on_blocksize)
+            self._client = client
+            self._alive = True
+            self._dispatcher = threading.Thread(target=self._dispatch_input,
+                                                name=f"{client_name}-midi-in", daemon=True)
+            self._dispatcher.start()
+            client.activate()
+        except Exception:
+            self._alive = False
+            self._stop_dispatcher()
+            client.close()
+            self._client = None
+            raise
+        self.out_port_name = self._outport.name
+        self.in_port_name = self._inport.name
+
+    def _send(self, data: bytes, at: float | None) -> None:
+        if not self._alive:
+            raise MidiPortError(f"JACK server went away ({self._shutdown_reason or 'shutdown'}); "
+                                "restart jackd / riffd")
+        # deque.append is atomic; the process callback is the only consumer.
+        self._incoming.append((0.0 if at is None else at, next(self._seq), data))
+
+    def _process(self, frames: int) -> None:
+        """JACK process callback: runs once per cycle on JACK's thread; must not block."""
+        client = self._client
+        # Monotonic time at which this cycle started (frames_since_cycle_start counts from it).
+        cycle_start = time.monotonic() - client.frames_since_cycle_start / self.samplerate
+        base = cycle_start                     # time that frame offset 0 of this cycle stands for
+        rate = self.samplerate
+
+        # Input: stamp each event with the time of its frame; hand it to the dispatcher thread.
+        first_frame = client.last_frame_time
+        for offset, data in self._inport.incoming_midi_events():
+            self._inq.put((bytes(data), first_frame + offset, base + offset / rate))
+
+        # Output.
+        out = self._outport
+        out.clear_buffer()
+        pending = self._pending
+        incoming = self._incoming
+        while incoming:
+            bisect.insort(pending, incoming.popleft())
+        written = 0
+        last_offset = 0
+        for at, _seq, data in pending:
+            offset = int((at - base) * rate + 0.5)
+            if offset >= frames:
+                break                          # later cycle: stays queued (pending is sorted)
+            offset = max(offset, last_offset)  # already due -> offset 0; keep offsets monotonic
+            try:
+                out.write_midi_event(offset, data)
+            except Exception:
+                self.dropped += 1
+            last_offset = offset
+            written += 1
+        if written:
+            del pending[:written]
+
+    def _on_blocksize(self, blocksize: int) -> None:
+        self.blocksize = blocksize
+        self.latency_s = blocksize / self.samplerate
+
+    def _on_shutdown(self, status, reason: str) -> None:
+        # Runs on a JACK thread, like a signal handler: only set flags.
+        self._shutdown_reason = reason
+        self._alive = False
+
+    def _dispatch_input(self) -> None:
+        """Thread: deliver input events to the user callback, outside the JACK callback."""
+        while True:
+            item = self._inq.get()
+            if item is None:
+                return
+            data, frame, time_s = item
+            try:
+                self._deliver_frame(list(data), frame, time_s)
+            except Exception as exc:  # a bad user callback must not kill MIDI input
+                print(f"riffd: MIDI input callback failed: {exc!r}", file=sys.stderr)
+
+    def _deliver_frame(self, message: list, frame: int, time_s: float) -> None:
+        self._deliver(message, time_s)
+
+    def _stop_dispatcher(self) -> None:
+        if self._dispatcher is not None:
+            self._inq.put(None)
+            self._dispatcher.join(2.0)
+            self._dispatcher = None
+
+    def _close(self) -> None:
+        client = self._client
+        was_alive = self._alive
+        self._alive = False
+        self._shutdown_reason = "ports closed"
+        try:
+            if client is not None:
+                if was_alive:
+                    client.deactivate()  # after this the process callback no longer runs
+                    self._outport.unregister()
+                    self._inport.unregister()
+                client.close()
+        finally:
+            self._client = None
+            self._stop_dispatcher()
+            self._incoming.clear()
+            self._pending.clear()
+
+
+# ------------------------------------------------------------------------------------- rtmidi
+
+class RtMidiPorts(MidiPorts):
+    """python-rtmidi virtual ports: ``api`` is ``"alsa"``, ``"coremidi"``, ``"windows"`` or ``"jack"``.
+
+    rtmidi sends immediately, so a future ``at`` is held by a small timer thread and sent at
+    ``at`` (latency_s = 0). Input times are ``time.monotonic()`` at arrival. Note that with the
+    JACK API rtmidi makes a separate JACK client for input (``<client>-01``); use
+    :class:`JackMidiPorts` for JACK.
+    """
+
+    def __init__(self, api: str) -> None:
+        super().__init__()
+        if api not in ("alsa", "coremidi", "windows", "jack"):
+            raise ValueError(f"unknown rtmidi API {api!r}")
+        self.api = api
+        self._out = None
+        self._in = None
+        self._timer: threading.Thread | None = None
+        self._cond = threading.Condition()
+        self._heap: list = []
+        self._seq = itertools.count()
+        self._stopping = False
+
+    def _open(self, client_name: str, out_name: str, in_name: str) -> None:
+        if self.api == "windows":
+            raise MidiPortError("Windows MIDI has no virtual ports: install loopMIDI "
+                                "(https://www.tobias-erichsen.de/software/loopmidi.html) and "
+                                "connect riffd to its port")
+        try:
+            import rtmidi
+        except ImportError as exc:
+            raise MidiPortError(f"python-rtmidi is not installed ({exc}); pip install python-rtmidi") from exc
+        api_id = {"alsa": rtmidi.API_LINUX_ALSA, "coremidi": rtmidi.API_MACOSX_CORE,
+                  "jack": rtmidi.API_UNIX_JACK}[self.api]
+        if api_id not in rtmidi.get_compiled_api():
+            raise MidiPortError(f"python-rtmidi was built without {self.api} support")
+        midi_out = midi_in = None
+        try:
+            midi_out = rtmidi.MidiOut(api_id, name=client_name)
+            midi_out.open_virtual_port(out_name)
+            midi_in = rtmidi.MidiIn(api_id, name=client_name)
+            midi_in.open_virtual_port(in_name)
+        except (SystemError, RuntimeError, rtmidi.RtMidiError) as exc:
+            for port in (midi_in, midi_out):
+                if port is not None:
+                    port.close_port()
+                    port.delete()
+            hint = {"alsa": "load the ALSA sequencer: `sudo modprobe snd-seq` (needs /dev/snd/seq)",
+                    "coremidi": "check that CoreMIDI is available (macOS only)",
+                    "jack": "start a JACK server: `jackd -d dummy -r 48000 -p 256`"}[self.api]
+            raise MidiPortError(f"cannot open {self.api} MIDI ports ({exc}); {hint}") from exc
+        midi_in.set_callback(self._on_rtmidi_input)
+        self._out, self._in = midi_out, midi_in
+        self.out_port_name = f"{client_name}:{out_name}"
+        self.in_port_name = f"{client_name}:{in_name}"
+        self._stopping = False
+        self._timer = threading.Thread(target=self._run_timer, name=f"{client_name}-midi-out", daemon=True)
+        self._timer.start()
+
+    def _on_rtmidi_input(self, event, _data) -> None:
+        message, _delta = event
+        self._deliver(list(message), time.monotonic())
+
+    def _send(self, data: bytes, at: float | None) -> None:
+        if at is None or at <= time.monotonic():
+            with self._cond:  # serialise with the timer thread
+                self._out.send_message(data)
+            return
+        with self._cond:
+            heapq.heappush(self._heap, (at, next(self._seq), data))
+            self._cond.notify()
+
+    def _run_timer(self) -> None:
+        """Thread: send queued future messages when their time comes."""
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    self._out.send_message(heapq.heappop(self._heap)[2])
+                timeout = self._heap[0][0] - now if self._heap else None
+                self._cond.wait(timeout)
+
+    def _close(self) -> None:
+        with self._cond:
+            self._stopping = True
+            # Flush what is still queued so no note-off is lost.
+            while self._heap:
+                self._out.send_message(heapq.heappop(self._heap)[2])
+            self._cond.notify()
+        if self._timer is not None:
+            self._timer.join(2.0)
+            self._timer = None
+        for port in (self._in, self._out):
+            if port is not None:
+                port.close_port()
+                port.delete()
+        self._in = self._out = None
+
+
+# ------------------------------------------------------------------------------------ factory
+
+def _native_api(platform: str) -> str | None:
+    if platform.startswith("linux"):
+        return "alsa"
+    if platform == "darwin":
+        return "coremidi"
+    if platform.startswith("win"):
+        return "windows"
+    return None
+
+
+def _make(api: str) -> MidiPorts:
+    return JackMidiPorts() if api == "jack" else RtMidiPorts(api)
+
+
+def open_midi_ports(api: str = "auto", client_name: str = "riffd") -> MidiPorts:
+    """Open riffd's MIDI ports ``<client_name>:out`` and ``<client_name>:in``.
+
+    Args:
+        api: ``auto`` (the platform's native API, then JACK), ``alsa``, ``jack``, ``coremidi``
+            or ``windows``.
+        client_name: client name shown to other MIDI programs.
+
+    Raises:
+        MidiPortError: listing every API tried, why it failed and how to fix it.
+    """
+    if api not in API_NAMES:
+        raise ValueError(f"api must be one of {', '.join(API_NAMES)}, not {api!r}")
+    if api == "auto":
+        native = _native_api(sys.platform)
+        tries = [a for a in (native, "jack") if a is not None]
+    else:
+        tries = [api]
+    failures = []
+    for name in tries:
+        ports = _make(name)
+        try:
+            return ports.open(client_name)
+        except MidiPortError as exc:
+            failures.append(f"  {name}: {exc}")
+    raise MidiPortError("could not open MIDI ports; tried:\n" + "\n".join(failures))
