@@ -1,0 +1,240 @@
+"""Note scheduler: one thread that hands timed notes to the MIDI output port.
+
+Times are ``time.monotonic()`` seconds. Each event is handed to the port ``lookahead`` seconds
+before it is due (``ports.latency_s`` + 2 ms) together with its ``at`` time, so a buffering
+backend (JACK) places it at its exact frame; Python's wake-up jitter only has to stay under the
+2 ms margin.
+
+Sounding notes are tracked as a multiset keyed by ``(channel, pitch)``: every note-on that went
+out gets exactly one note-off, whether the note ends normally, its pending events are cancelled
+(:meth:`Scheduler.cancel_pending`), the user panics (:meth:`Scheduler.all_notes_off`) or the
+scheduler stops.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import sys
+import threading
+import time
+from typing import Callable
+
+from daemon.midi_ports import MidiPortError, MidiPorts
+
+EventCallback = Callable[[dict], None]
+
+NOTE_OFF, NOTE_ON = 0, 1  # at equal times offs go first, so a repeated pitch re-triggers
+SAFETY_S = 0.002          # hand-over margin on top of the port latency, seconds
+LATE_S = 0.001            # an event handed over later than this past its deadline counts late
+IDLE_WAIT_S = 0.1         # longest sleep with nothing due, seconds
+CC_ALL_NOTES_OFF = 123
+
+
+def _check(channel: int, pitch: int, velocity: int | None = None) -> None:
+    if not 1 <= channel <= 16:
+        raise ValueError(f"channel must be 1..16, not {channel}")
+    if not 0 <= pitch <= 127:
+        raise ValueError(f"pitch must be 0..127, not {pitch}")
+    if velocity is not None and not 1 <= velocity <= 127:
+        raise ValueError(f"velocity must be 1..127, not {velocity}")
+
+
+class Scheduler:
+    """Sends scheduled note-ons and note-offs to ``ports`` on time.
+
+    Args:
+        ports: an open :class:`~daemon.midi_ports.MidiPorts`.
+        on_event: called after each message is sent (on the scheduler thread, outside its lock)
+            with a dict such as ``{"type": "note_on", "channel": 1, "pitch": 60,
+            "velocity": 90, "at": t, "tag": None}``; ``at`` in monotonic seconds.
+
+    Counters: ``notes_sent`` (note-ons sent), ``late_notes`` (events handed over too late to
+    sound within 1 ms of ``at``), ``errors`` (sends that failed).
+    """
+
+    def __init__(self, ports: MidiPorts, on_event: EventCallback | None = None) -> None:
+        self.ports = ports
+        self.on_event = on_event
+        self.notes_sent = 0
+        self.late_notes = 0
+        self.errors = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._heap: list = []          # (at, kind, seq, channel, pitch, velocity, tag)
+        self._seq = itertools.count()
+        self._sounding: collections.Counter = collections.Counter()  # (channel, pitch) -> count
+        self._channels_used: set[int] = set()
+        self._horizon = 0.0            # latest `at` handed to the port, monotonic seconds
+
+    @property
+    def lookahead_s(self) -> float:
+        """How long before its time an event is handed to the port, seconds."""
+        return self.ports.latency_s + SAFETY_S
+
+    # ------------------------------------------------------------------ thread
+    def start(self) -> "Scheduler":
+        """Start the scheduler thread."""
+        if self._thread is not None:
+            return self
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="riffd-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the thread, then silence every sounding note (:meth:`all_notes_off`)."""
+        self._stop.set()
+        with self._wake:
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.all_notes_off()
+
+    def __enter__(self) -> "Scheduler":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------- scheduling
+    def schedule_on(self, at_s: float, channel: int, pitch: int, velocity: int, tag=None) -> None:
+        """Queue a note-on at monotonic time ``at_s`` (seconds); channel 1..16."""
+        _check(channel, pitch, velocity)
+        self._push(at_s, NOTE_ON, channel, pitch, velocity, tag)
+
+    def schedule_off(self, at_s: float, channel: int, pitch: int) -> None:
+        """Queue a note-off at monotonic time ``at_s`` (seconds); channel 1..16."""
+        _check(channel, pitch)
+        self._push(at_s, NOTE_OFF, channel, pitch, 0, None)
+
+    def _push(self, at_s, kind, channel, pitch, velocity, tag) -> None:
+        with self._wake:
+            item = (float(at_s), kind, next(self._seq), channel, pitch, velocity, tag)
+            heapq.heappush(self._heap, item)
+            if self._heap[0] is item:
+                self._wake.notify()  # new earliest event: re-plan the sleep
+
+    def cancel_pending(self) -> None:
+        """Drop queued note-ons not yet sent, and the note-offs that would have ended them.
+
+        Notes already sounding keep their earliest pending note-off; a sounding note with none
+        keeps sounding until its off arrives or :meth:`all_notes_off`.
+        """
+        with self._wake:
+            offs = sorted(item for item in self._heap if item[1] == NOTE_OFF)
+            keep = []
+            budget = collections.Counter(self._sounding)
+            for item in offs:
+                key = (item[3], item[4])
+                if budget[key] > 0:
+                    budget[key] -= 1
+                    keep.append(item)
+            heapq.heapify(keep)
+            self._heap = keep
+            self._wake.notify()
+
+    def all_notes_off(self) -> None:
+        """Panic: drop everything pending, end every sounding note now, CC 123 on used channels."""
+        events = []
+        with self._wake:
+            self._heap.clear()
+            # Offs must not overtake note-ons already handed to the port for a future time.
+            at = max(time.monotonic(), self._horizon)
+            for (channel, pitch), count in sorted(self._sounding.items()):
+                for _ in range(count):
+                    events.append(self._send_locked(NOTE_OFF, channel, pitch, 0, at, None))
+            for channel in sorted(self._channels_used):
+                events.append(self._send_cc_locked(channel, CC_ALL_NOTES_OFF, 0, at))
+            self._sounding.clear()
+            self._channels_used.clear()
+        self._publish(events)
+
+    # -------------------------------------------------------------- counters
+    def sounding(self) -> dict[tuple[int, int], int]:
+        """Notes sounding now: ``{(channel, pitch): count}``."""
+        with self._lock:
+            return {key: n for key, n in self._sounding.items() if n > 0}
+
+    def pending(self) -> int:
+        """Number of queued events not yet handed to the port."""
+        with self._lock:
+            return len(self._heap)
+
+    # ------------------------------------------------------------- internals
+    def _run(self) -> None:
+        """Thread: hand each event to the port `lookahead_s` before its time."""
+        while not self._stop.is_set():
+            events = []
+            with self._wake:
+                now = time.monotonic()
+                horizon = now + self.lookahead_s
+                while self._heap and self._heap[0][0] <= horizon:
+                    at, kind, _seq, channel, pitch, velocity, tag = heapq.heappop(self._heap)
+                    event = self._send_locked(kind, channel, pitch, velocity, at, tag, now)
+                    if event is not None:
+                        events.append(event)
+                if not events:
+                    wait = IDLE_WAIT_S
+                    if self._heap:
+                        wait = min(wait, self._heap[0][0] - horizon)
+                    self._wake.wait(wait)
+            self._publish(events)
+
+    def _send_locked(self, kind, channel, pitch, velocity, at, tag, now=None) -> dict | None:
+        """Send one note message (lock held); update the sounding multiset. Returns the event."""
+        key = (channel, pitch)
+        if kind == NOTE_OFF and self._sounding[key] <= 0:
+            self._sounding.pop(key, None)
+            return None  # its note-on was never sent (cancelled or failed): nothing to end
+        status = (0x90 if kind == NOTE_ON else 0x80) | (channel - 1)
+        if not self._send_raw([status, pitch, velocity if kind == NOTE_ON else 0], at, now):
+            if kind == NOTE_ON:
+                return None
+        if kind == NOTE_ON:
+            self._sounding[key] += 1
+            self._channels_used.add(channel)
+            self.notes_sent += 1
+        else:
+            self._sounding[key] -= 1  # a failed off still ends it: the port is gone
+            if self._sounding[key] <= 0:
+                del self._sounding[key]
+        return {"type": "note_on" if kind == NOTE_ON else "note_off", "channel": channel,
+                "pitch": pitch, "velocity": velocity, "at": at, "tag": tag}
+
+    def _send_cc_locked(self, channel, control, value, at) -> dict:
+        self._send_raw([0xB0 | (channel - 1), control, value], at, None)
+        return {"type": "control_change", "channel": channel, "control": control,
+                "value": value, "at": at, "tag": None}
+
+    def _send_raw(self, message, at, now) -> bool:
+        if now is not None and now > at - self.ports.latency_s + LATE_S:
+            self.late_notes += 1
+        try:
+            self.ports.send(message, at=at)
+        except MidiPortError:
+            self.errors += 1
+            return False
+        except Exception as exc:  # never let the scheduler thread die
+            self.errors += 1
+            print(f"riffd: scheduler send failed: {exc!r}", file=sys.stderr)
+            return False
+        if at > self._horizon:
+            self._horizon = at
+        return True
+
+    def _publish(self, events) -> None:
+        callback = self.on_event
+        if callback is None:
+            return
+        for event in events:
+            if event is None:
+                continue
+            try:
+                callback(event)
+            except Exception as exc:
+                print(f"riffd: scheduler on_event callback failed: {exc!r}", file=sys.stderr)

@@ -1,0 +1,201 @@
+"""Scheduler on real JACK ports: timing seen by a peer, and note-on/note-off balance."""
+
+import collections
+import threading
+import time
+
+import pytest
+
+from daemon.midi_peer import MidiPeer
+from daemon.midi_ports import JackMidiPorts, MidiPortError, MidiPorts
+from daemon.scheduler import Scheduler
+
+TIMING_TOLERANCE_S = 0.002  # frame-accurate output; cycle quantisation would be up to 5.3 ms
+
+
+@pytest.fixture
+def ports(jack_server):
+    with JackMidiPorts().open("riffd") as p:
+        yield p
+
+
+@pytest.fixture
+def peer(ports):
+    with MidiPeer() as p:
+        p.connect(ports.out_port_name, ports.in_port_name)
+        yield p
+
+
+def note_ons(received):
+    return [m for m in received if m.message[0] & 0xF0 == 0x90 and m.message[2] > 0]
+
+
+def assert_balanced(received):
+    """Every note-on has exactly one later note-off on the same (channel, pitch)."""
+    sounding = collections.Counter()
+    for m in received:
+        status, kind = m.message[0], m.message[0] & 0xF0
+        if kind not in (0x80, 0x90):
+            continue
+        key = (status & 0x0F, m.message[1])
+        if kind == 0x90 and m.message[2] > 0:
+            sounding[key] += 1
+        else:
+            assert sounding[key] > 0, f"note-off without note-on for {key}"
+            sounding[key] -= 1
+    assert +sounding == collections.Counter(), f"notes left sounding: {dict(+sounding)}"
+
+
+def test_notes_sound_at_their_times(ports, peer):
+    events = []
+    sched = Scheduler(ports, on_event=events.append).start()
+    try:
+        step = 0.025
+        t0 = time.monotonic() + 0.03
+        for i in range(12):
+            sched.schedule_on(t0 + i * step, 1 + i % 2, 60 + i, 90, tag=i)
+            sched.schedule_off(t0 + i * step + 0.02, 1 + i % 2, 60 + i)
+        assert peer.wait_for(lambda r: len(r) >= 24, timeout=3.0)
+    finally:
+        sched.stop()
+    ons = note_ons(peer.received())
+    assert [m.message for m in ons] == [[0x90 | (i % 2), 60 + i, 90] for i in range(12)]
+    rate = peer.samplerate
+    errors = [(m.frame - ons[0].frame) / rate - i * step for i, m in enumerate(ons)]
+    assert max(abs(e) for e in errors) < TIMING_TOLERANCE_S, errors
+    assert sched.notes_sent == 12 and sched.errors == 0
+    first = events[0]
+    assert first == {"type": "note_on", "channel": 1, "pitch": 60, "velocity": 90,
+                     "at": pytest.approx(t0), "tag": 0}
+    assert_balanced(peer.received())
+
+
+def test_stop_ends_every_note(ports, peer):
+    sched = Scheduler(ports).start()
+    t0 = time.monotonic() + 0.02
+    for i in range(4):
+        sched.schedule_on(t0 + i * 0.01, 3, 64, 80)       # same pitch stacked 4 times
+        sched.schedule_off(t0 + 10.0, 3, 64)               # offs far in the future
+    sched.schedule_on(t0 + 10.0, 3, 70, 80)                # never reached
+    assert peer.wait_for(lambda r: len(note_ons(r)) >= 4, timeout=2.0)
+    assert sched.sounding() == {(3, 64): 4}
+    sched.stop()
+    assert peer.wait_for(lambda r: len(r) >= 9, timeout=2.0)  # 4 ons + 4 offs + CC 123
+    got = peer.received()
+    assert_balanced(got)
+    assert [0xB2, 123, 0] in [m.message for m in got]
+    assert sched.sounding() == {} and sched.pending() == 0
+
+
+def test_all_notes_off_while_running(ports, peer):
+    with Scheduler(ports) as sched:
+        t0 = time.monotonic() + 0.02
+        for i in range(6):
+            sched.schedule_on(t0 + i * 0.005, 1 + i, 40 + i, 100)
+            sched.schedule_off(t0 + 5.0, 1 + i, 40 + i)
+        # The last note-ons are handed to JACK ahead of their time; panic must not let them
+        # arrive after their note-offs.
+        deadline = time.monotonic() + 2.0
+        while sched.notes_sent < 6 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        sched.all_notes_off()
+        assert sched.sounding() == {} and sched.pending() == 0
+        assert peer.wait_for(lambda r: len(r) >= 18, timeout=2.0)  # 6 ons, 6 offs, 6 CCs
+        got = peer.received()
+        assert_balanced(got)
+        assert sorted(m.message[0] for m in got if m.message[1] == 123) == list(range(0xB0, 0xB6))
+        assert sched.errors == 0
+
+
+def test_cancel_pending_keeps_offs_of_sounding_notes(ports, peer):
+    with Scheduler(ports) as sched:
+        t0 = time.monotonic() + 0.02
+        for i in range(10):
+            sched.schedule_on(t0 + i * 0.04, 1, 60 + i, 90)
+            sched.schedule_off(t0 + i * 0.04 + 0.1, 1, 60 + i)
+        assert peer.wait_for(lambda r: len(note_ons(r)) >= 3, timeout=2.0)
+        sched.cancel_pending()
+        sounding = sched.sounding()
+        assert sounding and sched.pending() == len(sounding)
+        ons_at_cancel = sched.notes_sent
+        assert peer.wait_for(
+            lambda r: sum(m.message[0] == 0x80 for m in r) >= ons_at_cancel, timeout=2.0)
+        time.sleep(0.1)  # nothing else may arrive: the cancelled ons and their offs are gone
+    got = peer.received()
+    assert len(note_ons(got)) == ons_at_cancel < 10
+    assert_balanced(got)
+
+
+def test_duplicate_and_orphan_offs_send_nothing_extra(ports, peer):
+    with Scheduler(ports) as sched:
+        t0 = time.monotonic() + 0.02
+        sched.schedule_off(t0, 2, 50)          # orphan: nothing sounding
+        sched.schedule_on(t0 + 0.01, 2, 50, 70)
+        sched.schedule_off(t0 + 0.02, 2, 50)
+        sched.schedule_off(t0 + 0.03, 2, 50)   # second off for one on
+        sched.schedule_on(t0 + 0.04, 2, 51, 70)
+        assert peer.wait_for(lambda r: len(r) >= 3, timeout=2.0)
+        time.sleep(0.03)
+        sched.schedule_off(time.monotonic(), 2, 51)
+        assert peer.wait_for(lambda r: len(r) >= 4, timeout=2.0)
+    got = [m.message for m in peer.received() if m.message[1] != 123]
+    assert got == [[0x91, 50, 70], [0x81, 50, 0], [0x91, 51, 70], [0x81, 51, 0]]
+
+
+def test_late_events_are_counted(ports, peer):
+    with Scheduler(ports) as sched:
+        sched.schedule_on(time.monotonic() - 0.05, 1, 60, 90)
+        sched.schedule_on(time.monotonic() + 0.05, 1, 61, 90)
+        assert peer.wait_for(lambda r: len(r) >= 2, timeout=2.0)
+        assert sched.late_notes == 1
+
+
+def test_validation():
+    sched = Scheduler(MidiPorts())
+    with pytest.raises(ValueError, match="channel"):
+        sched.schedule_on(0.0, 0, 60, 90)
+    with pytest.raises(ValueError, match="channel"):
+        sched.schedule_off(0.0, 17, 60)
+    with pytest.raises(ValueError, match="pitch"):
+        sched.schedule_on(0.0, 1, 128, 90)
+    with pytest.raises(ValueError, match="velocity"):
+        sched.schedule_on(0.0, 1, 60, 0)
+
+
+def test_port_errors_are_counted_and_thread_survives(jack_server):
+    ports = JackMidiPorts().open("riffd")
+    sched = Scheduler(ports).start()
+    try:
+        ports.close()  # every send now raises MidiPortError
+        with pytest.raises(MidiPortError):
+            ports.send([0x90, 1, 1])
+        now = time.monotonic()
+        for i in range(3):
+            sched.schedule_on(now + i * 0.005, 1, 60, 90)
+        deadline = time.monotonic() + 2.0
+        while sched.errors < 3 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert sched.errors == 3
+        assert sched._thread.is_alive()
+        assert sched.sounding() == {} and sched.notes_sent == 0
+    finally:
+        sched.stop()
+
+
+def test_schedule_from_many_threads(ports, peer):
+    with Scheduler(ports) as sched:
+        t0 = time.monotonic() + 0.05
+
+        def worker(channel):
+            for i in range(20):
+                sched.schedule_on(t0 + i * 0.002, channel, 30 + i, 64)
+                sched.schedule_off(t0 + i * 0.002 + 0.01, channel, 30 + i)
+
+        threads = [threading.Thread(target=worker, args=(c,)) for c in (1, 2, 3, 4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert peer.wait_for(lambda r: len(r) >= 160, timeout=3.0)
+    assert_balanced(peer.received())
+    assert sched.notes_sent == 80
