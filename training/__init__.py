@@ -1,0 +1,1 @@
+"""Offline side of riffd: corpora, preprocessing cache, training loops and checkpoints."""
