@@ -34,7 +34,7 @@ Handler = Callable[[str, dict[str, Any]], "dict[str, Any] | None"]
 POLL_TIMEOUT_S = 0.05  # longest the loop sleeps before it looks at the stop flag, seconds
 # libzmq drops a connection that sends a frame bigger than this. It is well above
 # MAX_MESSAGE_BYTES so that a request a little too large still gets a `too_large` reply.
-ROUTER_MAX_FRAME_BYTES = 16 * MAX_MESSAGE_BYTES
+ROUTER_MAX_FRAME_BYTES = 4 * MAX_MESSAGE_BYTES  # 1 MiB
 EVENT_QUEUE_MESSAGES = 10000  # events waiting for the server thread before publish() drops them
 
 _instances = itertools.count()

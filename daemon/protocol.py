@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PROTOCOL_VERSION = 1
-MAX_MESSAGE_BYTES = 65536  # largest request payload accepted, bytes
+# Largest request payload accepted, bytes. Sized so that the largest seed (MAX_SEED_NOTES notes,
+# each ~77 bytes of JSON with long float reprs and default spacing) fits with room to spare.
+MAX_MESSAGE_BYTES = 262144
 
 # The closed set of error codes, with what each means to the sender.
 ERROR_CODES: dict[str, str] = {
