@@ -83,7 +83,7 @@ class RiffdClient:
         if reply.get("ok"):
             return reply.get("result", {})
         error = reply.get("error") or {}
-        raise RiffdError(error.get("code", "internal"), error.get("message", "error without message"))
+        raise RiffdError(error.get("code", "internal"), error.get("message", "(no message)"))
 
     def _round_trip(self, payload: bytes, req_id: int) -> dict[str, Any]:
         sock = self._socket()

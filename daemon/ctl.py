@@ -68,9 +68,10 @@ def _add_common(p: argparse.ArgumentParser, with_defaults: bool) -> None:
     def default(value: Any) -> Any:
         return value if with_defaults else argparse.SUPPRESS
     p.add_argument("--endpoint", dest="ctl_endpoint", default=default(DEFAULT_CONTROL),
-                   metavar="URL", help=f"the daemon's control endpoint (default {DEFAULT_CONTROL})")
-    p.add_argument("--timeout", dest="ctl_timeout", type=float, default=default(2.0), metavar="SECONDS",
-                   help="seconds to wait for an answer (default 2)")
+                   metavar="URL",
+                   help=f"the daemon's control endpoint (default {DEFAULT_CONTROL})")
+    p.add_argument("--timeout", dest="ctl_timeout", type=float, default=default(2.0),
+                   metavar="SECONDS", help="seconds to wait for an answer (default 2)")
 
 
 def _command_epilog(spec) -> str:

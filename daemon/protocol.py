@@ -52,7 +52,8 @@ class ProtocolError(Exception):
 
     def __init__(self, code: str, message: str, id: str | int | None = None):
         if code not in ERROR_CODES:
-            raise ValueError(f"unknown protocol error code {code!r}; use one of {sorted(ERROR_CODES)}")
+            raise ValueError(f"unknown protocol error code {code!r}; "
+                             f"use one of {sorted(ERROR_CODES)}")
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -178,11 +179,14 @@ def decode_request(payload: bytes) -> Request:
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ProtocolError("not_json", f"request is not UTF-8 text ({e.reason} at byte {e.start})")
+        raise ProtocolError("not_json", f"request is not UTF-8 text ({e.reason} at byte {e.start})"
+                            ) from None
     try:
         msg = json.loads(text, parse_constant=_reject_constant)
     except ValueError as e:
-        raise ProtocolError("not_json", f"request is not valid JSON: {e}")
+        raise ProtocolError("not_json", f"request is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ProtocolError("not_json", "request is nested too deeply to read") from None
     if not isinstance(msg, dict):
         raise ProtocolError("not_object", f"request must be a JSON object like "
                                           f'{{"v": {PROTOCOL_VERSION}, "cmd": "ping"}}, '
@@ -194,11 +198,13 @@ def decode_request(payload: bytes) -> Request:
                                         f"got {_show(req_id)}")
 
     if "v" not in msg:
-        raise ProtocolError("bad_version", f'request has no "v"; send "v": {PROTOCOL_VERSION}', req_id)
+        raise ProtocolError("bad_version", f'request has no "v"; send "v": {PROTOCOL_VERSION}',
+                            req_id)
     version = msg["v"]
-    if isinstance(version, bool) or version != PROTOCOL_VERSION or not isinstance(version, int):
-        raise ProtocolError("bad_version", f"this daemon speaks protocol version {PROTOCOL_VERSION}, "
-                                           f"the request has version {_show(version)}", req_id)
+    if isinstance(version, bool) or not isinstance(version, int) or version != PROTOCOL_VERSION:
+        raise ProtocolError("bad_version", f"this daemon speaks protocol version "
+                                           f"{PROTOCOL_VERSION}, the request has version "
+                                           f"{_show(version)}", req_id)
 
     unknown = sorted(set(msg) - {"v", "cmd", "args", "id"})
     if unknown:
@@ -212,14 +218,16 @@ def decode_request(payload: bytes) -> Request:
                             req_id)
     spec = COMMANDS.get(cmd)
     if spec is None:
-        raise ProtocolError("unknown_command", f"unknown command {_show(cmd)}{_did_you_mean(cmd, COMMANDS)}; "
+        raise ProtocolError("unknown_command", f"unknown command {_show(cmd)}"
+                                               f"{_did_you_mean(cmd, COMMANDS)}; "
                                                f"commands: {_command_list()}", req_id)
 
     args = msg.get("args", {})
     if args is None:
         args = {}
     if not isinstance(args, dict):
-        raise ProtocolError("bad_args", f'{cmd}: "args" must be an object, got {_json_kind(args)}', req_id)
+        raise ProtocolError("bad_args", f'{cmd}: "args" must be an object, '
+                                        f"got {_json_kind(args)}", req_id)
     try:
         return Request(cmd, validate_args(spec, args), req_id)
     except ProtocolError as e:
@@ -290,7 +298,8 @@ def _check_note(cmd: str, prefix: str, note: Any) -> dict[str, Any]:
     """One note object of a ``notes`` argument; ``prefix`` names it (``"seed: notes[3]"``)."""
     if not isinstance(note, dict):
         raise ProtocolError("bad_args", f"{prefix} must be an object like "
-                                        f'{{"pitch": 60, "start": 0, "duration": 1}}, got {_show(note)}')
+                                        f'{{"pitch": 60, "start": 0, "duration": 1}}, '
+                                        f"got {_show(note)}")
     unknown = sorted(set(note) - {f.name for f in NOTE_FIELDS})
     if unknown:
         raise ProtocolError("bad_args", f"{prefix} has unknown field {unknown[0]!r}; "
@@ -319,16 +328,15 @@ def expectation(spec: ArgSpec) -> str:
     noun = "a whole number" if spec.type == "int" else "a number"
     if spec.choices is not None:
         return f"one of {', '.join(_show(c) for c in spec.choices)}"
-    lo = None if spec.min is None else ("greater than " if spec.min_exclusive else "of at least ") + _num(spec.min)
     if spec.min is not None and spec.max is not None and not spec.min_exclusive:
         return f"{noun} between {_num(spec.min)} and {_num(spec.max)}{unit}"
-    if lo and spec.max is not None:
-        return f"{noun} {lo} and at most {_num(spec.max)}{unit}"
-    if lo:
-        return f"{noun} {lo}{unit}"
+    bounds = []
+    if spec.min is not None:
+        bounds.append(f"greater than {_num(spec.min)}" if spec.min_exclusive
+                      else f"of at least {_num(spec.min)}")
     if spec.max is not None:
-        return f"{noun} at most {_num(spec.max)}{unit}"
-    return noun
+        bounds.append(f"at most {_num(spec.max)}")
+    return f"{noun} {' and '.join(bounds)}{unit}" if bounds else noun
 
 
 def describe_range(spec: ArgSpec) -> str:
@@ -382,10 +390,12 @@ def _reject_constant(name: str) -> Any:
 # --- encoding ----------------------------------------------------------------------------------
 
 def _dumps(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8")
 
 
-def encode_request(cmd: str, args: dict[str, Any] | None = None, id: str | int | None = None) -> bytes:
+def encode_request(cmd: str, args: dict[str, Any] | None = None,
+                   id: str | int | None = None) -> bytes:
     """One request frame, for clients. Does not validate: the daemon does."""
     msg: dict[str, Any] = {"v": PROTOCOL_VERSION, "cmd": cmd}
     if args:

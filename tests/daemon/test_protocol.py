@@ -80,6 +80,11 @@ def test_not_json():
     assert e.code == "not_json" and "not valid JSON" in e.message
 
 
+def test_deeply_nested_json():
+    e = error_of(b"[" * 100_000 + b"]" * 100_000)
+    assert e.code == "not_json" and "nested" in e.message
+
+
 def test_not_utf8():
     e = error_of(b'{"v": 1, "cmd": "\xff\xfe"}')
     assert e.code == "not_json" and "UTF-8" in e.message
@@ -184,10 +189,13 @@ def test_seed_missing_notes():
     ([NOTE] * 2049, "got 2049 notes"),
     ("C D E", "list of 1 to 2048 notes"),
     ([NOTE, [60, 0, 1]], "notes[1] must be an object"),
-    ([{"pitch": 128, "start": 0, "duration": 1}], "notes[0].pitch must be a whole number between 0 and 127, got 128"),
+    ([{"pitch": 128, "start": 0, "duration": 1}],
+     "notes[0].pitch must be a whole number between 0 and 127, got 128"),
     ([{"pitch": 60.0, "start": 0, "duration": 1}], "notes[0].pitch must be a whole number"),
-    ([{"pitch": 60, "start": -1, "duration": 1}], "notes[0].start must be a number of at least 0 beats, got -1"),
-    ([{"pitch": 60, "start": 0, "duration": 0}], "notes[0].duration must be a number greater than 0"),
+    ([{"pitch": 60, "start": -1, "duration": 1}],
+     "notes[0].start must be a number of at least 0 beats, got -1"),
+    ([{"pitch": 60, "start": 0, "duration": 0}],
+     "notes[0].duration must be a number greater than 0"),
     ([{"pitch": 60, "start": 0, "duration": 65}], "at most 64 beats, got 65"),
     ([{"pitch": 60, "start": 0}], "notes[0] is missing 'duration'"),
     ([{"pitch": 60, "start": 0, "duration": 1, "vel": 3}], "notes[0] has unknown field 'vel'"),
