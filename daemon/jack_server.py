@@ -55,7 +55,8 @@ class JackServer:
         name: server name (``jackd -n NAME``); clients reach it with ``JACK_DEFAULT_SERVER=NAME``.
         rate: sample rate in Hz.
         period: frames per process cycle (cycle length = period / rate seconds).
-        log_path: where jackd's stdout/stderr go; a temporary file when None.
+        log_path: where jackd's stdout/stderr go; when None, a temporary file that a clean
+            :meth:`stop` deletes (a failed start keeps it and names it in the error).
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -68,6 +69,7 @@ class JackServer:
         self.log_path = log_path
         self._proc: subprocess.Popen | None = None
         self._log = None
+        self._own_log = False
 
     @property
     def env(self) -> dict[str, str]:
@@ -97,6 +99,7 @@ class JackServer:
         if self.log_path is None:
             fd, self.log_path = tempfile.mkstemp(prefix=f"jackd-{self.name}-", suffix=".log")
             os.close(fd)
+            self._own_log = True
         self._log = open(self.log_path, "ab")
         cmd = [jackd, "-n", self.name, "--no-realtime", "-d", "dummy",
                "-r", str(self.rate), "-p", str(self.period)]
@@ -112,6 +115,7 @@ class JackServer:
             if jack_server_running(self.env, timeout=max(0.1, deadline - time.monotonic())):
                 return self
             time.sleep(0.02)
+        self._own_log = False  # keep the log for the error message
         self.stop()
         raise JackUnavailable(f"jackd did not answer within {timeout} s; see {self.log_path}")
 
@@ -136,6 +140,13 @@ class JackServer:
                     proc.wait(timeout)
         finally:
             self._cleanup()
+        if self._own_log and self.log_path is not None:
+            try:
+                os.remove(self.log_path)
+            except OSError:
+                pass
+            self.log_path = None
+            self._own_log = False
 
     def _cleanup(self) -> None:
         self._proc = None
