@@ -40,11 +40,18 @@ def quantize_notes(notes: Sequence[Note]) -> list[Note]:
     return out
 
 
+@contextlib.contextmanager
 def _cpu_fast_path(device: torch.device):
-    # oneDNN makes single-step LSTM calls 3-6x slower on small CPUs (see benchmarks)
-    if device.type == "cpu":
-        return torch.backends.mkldnn.flags(enabled=False)
-    return contextlib.nullcontext()
+    """Run without oneDNN on the CPU: it makes single-step LSTM calls several times slower
+    at batch 1 (benchmarks/step_latency.py measures both)."""
+    if device.type != "cpu" or not torch.backends.mkldnn.enabled:
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True
 
 
 class MelodyGenerator:

@@ -1,0 +1,110 @@
+"""The ``riffd`` command: ``serve``, ``ctl``, ``demo``, ``train``.
+
+``train`` belongs to the offline training package; the daemon never imports it, so
+``riffd train …`` runs ``python -m training …`` in its place.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+
+DESCRIPTION = """riffd: a real-time music generation daemon.
+
+It plays an LSTM melody model through virtual MIDI ports (riffd:out, riffd:in):
+play a phrase into riffd:in and it answers in your key; scripts control it over
+ZeroMQ (riffd ctl, or daemon.client.RiffdClient)."""
+
+EPILOG = """commands:
+  serve   run the daemon (MIDI ports + ZeroMQ control)
+  ctl     send a command to a running daemon: riffd ctl status
+  demo    set everything up, play a phrase into riffd, record its answer to out/
+  train   train a model from a recipe: riffd train configs/melody_erk.toml
+
+Run `riffd COMMAND --help` for the options of each command."""
+
+SERVE_EPILOG = """examples:
+  riffd serve                                  # bundled melody model, MIDI on riffd:out / riffd:in
+  riffd serve --model runs/melody_erk/best.safetensors --tempo 96 --length 8
+  riffd serve --config configs/serve.toml --midi-api jack
+  riffd ctl status                             # from another terminal
+
+Connect your DAW or keyboard to riffd:in and riffd:out, play a phrase and stop:
+after --silence seconds riffd answers in the phrase's key. On Linux without ALSA MIDI
+start a JACK server first: jackd -d dummy -r 48000 -p 256 (or -d alsa with a sound card).
+SIGINT/SIGTERM or `riffd ctl shutdown` stop it with every note off."""
+
+
+def _serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="run the daemon", description="Run the riffd daemon.",
+                       epilog=SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="TOML file with a [serve] table (see configs/serve.toml)")
+    p.add_argument("--model", help="checkpoint (.safetensors); default: the bundled melody model")
+    p.add_argument("--device", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
+    p.add_argument("--midi-api", dest="midi_api",
+                   choices=["auto", "alsa", "jack", "coremidi", "windows"],
+                   help="MIDI system; auto tries the platform's own, then JACK")
+    p.add_argument("--client-name", dest="client_name", help="MIDI client name (default riffd)")
+    p.add_argument("--control", help="ZeroMQ endpoint for commands (default tcp://127.0.0.1:5555)")
+    p.add_argument("--events", help="ZeroMQ endpoint for events (default tcp://127.0.0.1:5556)")
+    p.add_argument("--tempo", type=float, help="tempo in BPM (default 120)")
+    p.add_argument("--channel", type=int, help="MIDI channel 1-16 of generated notes")
+    p.add_argument("--velocity", type=int, help="velocity 1-127 of generated notes")
+    p.add_argument("--length", dest="length_bars", type=int, help="answer length in bars (default 4)")
+    p.add_argument("--silence", dest="silence_s", type=float,
+                   help="seconds of silence that end a played phrase (default 1.0)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
+    p.add_argument("--top-k", dest="top_k", type=int, help="top-k sampling, 0 = off")
+    p.add_argument("--top-p", dest="top_p", type=float, help="nucleus sampling, 1.0 = off")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, format="riffd: %(message)s")
+    from daemon.midi_ports import MidiPortError
+    from daemon.serve_config import ServeConfigError, load_serve_config
+    from daemon.service import Riffd
+    from engine.checkpoint import CheckpointError
+    try:
+        cfg = load_serve_config(args.config)
+    except ServeConfigError as exc:
+        print(f"riffd serve: {exc}", file=sys.stderr)
+        return 2
+    for key, value in vars(args).items():
+        if value is not None and hasattr(cfg, key) and key != "config":
+            setattr(cfg, key, value)
+    try:
+        return Riffd(cfg).run()
+    except (MidiPortError, CheckpointError, ValueError, OSError) as exc:
+        print(f"riffd serve: {exc}", file=sys.stderr)
+        return 1
+
+
+def _train(argv: list[str]) -> int:
+    """Hand ``riffd train …`` to the training package in a fresh interpreter."""
+    command = [sys.executable, "-m", "training", *argv]
+    if os.name == "posix":
+        os.execv(sys.executable, command)
+    return subprocess.call(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "train":
+        return _train(argv[1:])
+    parser = argparse.ArgumentParser(prog="riffd", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _serve_parser(sub)
+    from daemon import ctl, demo
+    ctl.add_arguments(sub.add_parser("ctl", help="send a command to a running daemon"))
+    demo.add_arguments(sub.add_parser("demo", help="play a phrase into riffd and record the answer"))
+    sub.add_parser("train", help="train a model: riffd train configs/melody_erk.toml (see --help)")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    if args.command == "ctl":
+        return ctl.run(args)
+    return demo.run(args)
