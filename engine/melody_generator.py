@@ -41,10 +41,10 @@ def quantize_notes(notes: Sequence[Note]) -> list[Note]:
 
 
 @contextlib.contextmanager
-def _cpu_fast_path(device: torch.device):
-    """Run without oneDNN on the CPU: it makes single-step LSTM calls several times slower
-    at batch 1 (benchmarks/step_latency.py measures both)."""
-    if device.type != "cpu" or not torch.backends.mkldnn.enabled:
+def _cpu_fast_path(device: torch.device, use_onednn: bool = False):
+    """Run without oneDNN on the CPU unless asked: at batch 1 it makes single-step LSTM
+    calls slower here (benchmarks/step_latency.py measures both)."""
+    if device.type != "cpu" or use_onednn or not torch.backends.mkldnn.enabled:
         yield
         return
     torch.backends.mkldnn.enabled = False
@@ -66,6 +66,7 @@ class MelodyGenerator:
         self.vocab = vocab
         self.metadata = metadata
         self.device = device
+        self.use_onednn = False            # CPU only: keep oneDNN on for single steps
         self.key = Key(0, "major")
         self.shift = 0                                 # semitones seed key → C/Am
         self.settings = SamplingSettings()
@@ -114,7 +115,7 @@ class MelodyGenerator:
     @torch.inference_mode()
     def next_token(self) -> str:
         """Draw the next 16th step: a MIDI pitch as text (in the seed's key), ``r`` or ``_``."""
-        with _cpu_fast_path(self.device):
+        with _cpu_fast_path(self.device, self.use_onednn):
             choice = sample(self._logits, self.settings, self._allowed)
             token_id = int(choice[0])
             self._logits, self._state = self.model.step(choice, self._state)
@@ -133,7 +134,7 @@ class MelodyGenerator:
         if not tokens:
             return
         ids = torch.tensor([self.vocab.encode(tokens)], device=self.device)   # (1, T)
-        with _cpu_fast_path(self.device):
+        with _cpu_fast_path(self.device, self.use_onednn):
             x = self.model.embed(ids)
             y, self._state = self.model.lstm(x, self._state)
             self._logits = self.model.head(y[:, -1])                          # (1, V)

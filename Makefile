@@ -1,0 +1,52 @@
+# riffd: `make demo` runs the demo, `make test` runs the whole test suite.
+# Both create .venv and install what is missing (system packages with apt when run as root).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+TORCH  ?= torch==2.13.0
+DEBIAN_PACKAGES := jackd2 libportaudio2 fluidsynth
+MACOS_PACKAGES  := jack portaudio fluid-synth
+
+.PHONY: demo test setup system-deps train bench clean
+
+demo: setup
+	$(PY) -m daemon demo
+
+test: setup
+	$(PY) -m pytest
+
+setup: system-deps $(VENV)/.installed
+
+# torch first, pinned: a plain `torch` requirement would pull a multi-GB CUDA build here.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+system-deps:
+	@missing=""; \
+	command -v jackd >/dev/null 2>&1 || missing="$$missing jackd2"; \
+	command -v fluidsynth >/dev/null 2>&1 || missing="$$missing fluidsynth"; \
+	{ ldconfig -p 2>/dev/null | grep -q libportaudio.so.2; } || [ "$$(uname)" = Darwin ] || missing="$$missing libportaudio2"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing system packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \
+	else \
+		echo "riffd needs system packages that are missing:$$missing"; \
+		echo "  Debian/Ubuntu: sudo apt-get install $(DEBIAN_PACKAGES)"; \
+		echo "  macOS:         brew install $(MACOS_PACKAGES)"; \
+		exit 1; \
+	fi
+
+train: setup
+	$(PY) -m training configs/melody_erk.toml
+
+bench: setup
+	$(PY) benchmarks/step_latency.py
+	$(PY) benchmarks/midi_timing.py
+
+clean:
+	rm -rf out runs .cache
