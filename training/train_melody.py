@@ -146,7 +146,7 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
             nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             optimizer.step()
             running += float(loss.detach())
-            bar.set_postfix(loss_bits=f"{float(loss) / math.log(2):.3f}")
+            bar.set_postfix(loss_bits=f"{float(loss.detach()) / math.log(2):.3f}")
         metrics = evaluate(model, val_data, tc.batch_size, device)
         scheduler.step(metrics["loss_bits"])
         lr = optimizer.param_groups[0]["lr"]
