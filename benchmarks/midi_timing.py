@@ -61,12 +61,13 @@ def run(notes: int, bpm: float, rate: int, period: int) -> dict:
     os.remove(log_path)
     ons = [m for m in received if m.message[0] & 0xF0 == 0x90]
     if not ok:
-        print(f"warning: peer received {len(ons)} of {notes} note-ons", file=sys.stderr)
-    # Match received note-ons to intended times by pitch order (pitches cycle, so use sequence).
-    index = {}
-    for i in range(notes):
-        index.setdefault(48 + (i * 7) % 36, []).append(i)
-    matched = [index[m.message[1]].pop(0) for m in ons]
+        print(f"warning: peer received {len(received)} of {2 * notes} messages (ons + offs); "
+              "JACK drops a client's input in a cycle it overruns (xrun)", file=sys.stderr)
+    # Match each received note-on to its grid slot by its monotonic stamp (accurate to ~0.1 ms,
+    # far inside half a 16th), so a note lost in an xrun does not shift the others.
+    matched = [int(round((m.monotonic - intended[0]) / step)) for m in ons]
+    if len(set(matched)) != len(matched) or min(matched) < 0 or max(matched) >= notes:
+        raise SystemExit("received note-ons do not map one-to-one onto the grid")
     want = intended[matched]
     frames = np.array([m.frame for m in ons], dtype=np.int64)
     seconds = (frames - frames[0]) / rate                # peer's frame clock, seconds
