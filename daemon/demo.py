@@ -153,8 +153,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"          onsets against the 16th-note grid, in JACK frame time: {_ms(grid_error)}"
           f" (tempo drift {drift_ppm:+.0f} ppm between the system clock and JACK's)")
     print(f"daemon:   {final['counters']['notes_sent']} notes sent, "
-          f"{final['counters']['late_notes']} late, mean model step "
-          f"{final['counters']['mean_step_ms']:.3f} ms; exit status {code}")
+          f"{final['counters']['late_notes']} late, model step p50 "
+          f"{final['counters']['step_ms_p50']:.3f} ms, p99 {final['counters']['step_ms_p99']:.3f} ms; exit status {code}")
     print(f"wrote:    {out / 'demo.mid'}, {out / 'demo.wav'} ({rendered}), {out / 'demo.png'}")
     if code != 0 or not answer or hanging:
         print("riffd demo: FAILED (see out/demo-daemon.log)", file=sys.stderr)

@@ -289,9 +289,20 @@ class JackMidiPorts(MidiPorts):
             self._dispatcher.join(2.0)
             self._dispatcher = None
 
+    def _drain(self, limit_s: float = 1.0) -> None:
+        """Wait until every queued event has been written (the final note-offs of a stop),
+        at most ``limit_s`` seconds; the process callback empties the queues."""
+        deadline = time.monotonic() + limit_s
+        while (self._incoming or self._pending) and time.monotonic() < deadline:
+            time.sleep(self.latency_s / 4 or 0.001)
+        # the last events are in this cycle's buffer: let JACK deliver it
+        time.sleep(2 * self.latency_s)
+
     def _close(self) -> None:
         client = self._client
         was_alive = self._alive
+        if was_alive:
+            self._drain()
         self._alive = False
         self._shutdown_reason = "ports closed"
         try:

@@ -173,7 +173,7 @@ class Riffd:
     def status(self) -> dict:
         """The daemon's state for the ``status`` command."""
         g, v, s = self.generator, self.voice, self.scheduler
-        steps = max(v.steps_generated, 1)
+        step_ms = sorted(1000 * t for t in list(v.step_seconds)) or [0.0]
         return {
             "protocol": PROTOCOL_VERSION,
             "model": {"name": self.model_name(), "path": str(g.path), "family": g.family,
@@ -191,7 +191,8 @@ class Riffd:
                          "sounding": sum(s.sounding().values()),
                          "phrases": self.captor.phrases,
                          "steps_generated": v.steps_generated,
-                         "mean_step_ms": 1000 * v.generate_seconds / steps,
+                         "step_ms_p50": step_ms[len(step_ms) // 2],
+                         "step_ms_p99": step_ms[min(len(step_ms) - 1, round(0.99 * (len(step_ms) - 1)))],
                          "requests": self.control.requests,
                          "request_errors": self.control.errors},
             "uptime_s": time.monotonic() - self.started_at,

@@ -8,6 +8,7 @@ holds it, ``r`` ends it.
 """
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
@@ -53,7 +54,7 @@ class MelodyVoice:
         self._skip_silence = 0             # leading hold/rest steps an answer may drop
         self._sounding: tuple[int, int] | None = None    # (channel, pitch) of the open note
         self.steps_generated = 0
-        self.generate_seconds = 0.0        # total time spent in model step + sampling
+        self.step_seconds: collections.deque = collections.deque(maxlen=4096)  # recent steps
         self.last_key = generator.key.name
 
     # -- commands, from any thread --------------------------------------------------
@@ -158,7 +159,7 @@ class MelodyVoice:
         while self.mode != IDLE and self._cursor < horizon:
             started = time.perf_counter()
             token = self.generator.next_token()
-            self.generate_seconds += time.perf_counter() - started
+            self.step_seconds.append(time.perf_counter() - started)
             self.steps_generated += 1
             if self._skip_silence > 0:
                 if token in (HOLD, REST):
