@@ -42,7 +42,7 @@ system-deps:
 	fi
 
 train: setup
-	$(PY) -m training configs/melody_erk.toml
+	$(PY) -m training train configs/melody_erk.toml
 
 bench: setup
 	$(PY) benchmarks/step_latency.py

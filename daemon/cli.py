@@ -1,7 +1,8 @@
-"""The ``riffd`` command: ``serve``, ``ctl``, ``demo``, ``train``.
+"""The ``riffd`` command: ``serve``, ``ctl``, ``demo``, and the offline ``train``, ``eval``,
+``render``.
 
-``train`` belongs to the offline training package; the daemon never imports it, so
-``riffd train …`` runs ``python -m training …`` in its place.
+The offline commands belong to the training package; the daemon never imports it, so
+``riffd train …`` runs ``python -m training train …`` in its place.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ EPILOG = """commands:
   ctl     send a command to a running daemon: riffd ctl status
   demo    set everything up, play a phrase into riffd, record its answer to out/
   train   train a model from a recipe: riffd train configs/melody_erk.toml
+  eval    evaluate a checkpoint on held-out data
+  render  generate offline from a checkpoint
 
 Run `riffd COMMAND --help` for the options of each command."""
 
@@ -82,8 +85,11 @@ def serve(args: argparse.Namespace) -> int:
         return 1
 
 
-def _train(argv: list[str]) -> int:
-    """Hand ``riffd train …`` to the training package in a fresh interpreter."""
+OFFLINE_COMMANDS = ("train", "eval", "render")
+
+
+def _offline(argv: list[str]) -> int:
+    """Hand ``riffd train|eval|render …`` to the training package in a fresh interpreter."""
     command = [sys.executable, "-m", "training", *argv]
     if os.name == "posix":
         os.execv(sys.executable, command)
@@ -92,8 +98,8 @@ def _train(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "train":
-        return _train(argv[1:])
+    if argv and argv[0] in OFFLINE_COMMANDS:
+        return _offline(argv)
     parser = argparse.ArgumentParser(prog="riffd", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -102,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ctl.add_arguments(sub.add_parser("ctl", help="send a command to a running daemon"))
     demo.add_arguments(sub.add_parser("demo", help="play a phrase into riffd and record the answer"))
     sub.add_parser("train", help="train a model: riffd train configs/melody_erk.toml (see --help)")
+    sub.add_parser("eval", help="evaluate a checkpoint on held-out data (see --help)")
+    sub.add_parser("render", help="generate offline from a checkpoint (see --help)")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)

@@ -1,10 +1,10 @@
 """A voice: one model generating ahead of time in its own thread, feeding the scheduler.
 
-Time: the voice keeps a cursor in monotonic seconds where its next 16th step will sound,
+Time: the voice keeps a cursor in monotonic seconds where its next step will sound,
 and generates while the cursor is less than ``lookahead_s`` ahead of now. Each step
 lasts ``60 / tempo * step_beats`` seconds at the tempo of the moment it is generated.
-Tokens become scheduled MIDI: a pitch starts a note (ending the previous one), ``_``
-holds it, ``r`` ends it.
+Steps (``engine.generator.Step``) become scheduled MIDI: started pitches get a note-on
+(re-struck if sounding), held pitches keep sounding, every other sounding pitch ends.
 """
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from engine.melody_generator import MelodyGenerator
-from engine.melody_representation import HOLD, REST, Note
+from engine.generator import Step
+from engine.melody_representation import Note
 
 IDLE, ANSWERING, PLAYING = "idle", "answering", "playing"
 # After a seed the model first holds the seed's last note or rests; an answer skips up to
-# this many such steps (one 4/4 bar of 16ths) so that it starts at once.
+# this many silent steps (one 4/4 bar of 16ths) so that it starts at once.
 MAX_LEADING_SILENCE_STEPS = 16
 
 
@@ -38,7 +38,7 @@ class VoiceSettings:
 class MelodyVoice:
     """Owns a generator (only this thread touches it) and turns its tokens into notes."""
 
-    def __init__(self, generator: MelodyGenerator, scheduler, settings: VoiceSettings,
+    def __init__(self, generator, scheduler, settings: VoiceSettings,
                  on_state: Callable[[dict], None] | None = None, lookahead_s: float = 0.15):
         self.generator = generator
         self.scheduler = scheduler
@@ -52,7 +52,7 @@ class MelodyVoice:
         self._cursor = 0.0                 # monotonic seconds of the next step
         self._steps_left = 0
         self._skip_silence = 0             # leading hold/rest steps an answer may drop
-        self._sounding: tuple[int, int] | None = None    # (channel, pitch) of the open note
+        self._sounding: dict[int, int] = {}             # pitch → channel of open notes
         self.steps_generated = 0
         self.step_seconds: collections.deque = collections.deque(maxlen=4096)  # recent steps
         self.last_key = generator.key.name
@@ -78,7 +78,7 @@ class MelodyVoice:
         """Change settings (channel, velocity, tempo, length_bars) or sampling fields."""
         self._commands.put(("configure", changes))
 
-    def call(self, fn: Callable[[MelodyGenerator], object]) -> None:
+    def call(self, fn: Callable[[object], object]) -> None:
         """Run ``fn(generator)`` on the voice thread (e.g. to change constraints)."""
         self._commands.put(("call", fn))
 
@@ -145,7 +145,7 @@ class MelodyVoice:
     def _cut(self) -> None:
         """Drop what is scheduled and silence what sounds (stop, panic, a new phrase)."""
         self.scheduler.all_notes_off()
-        self._sounding = None
+        self._sounding.clear()
 
     def _set_mode(self, mode: str) -> None:
         if mode != self.mode:
@@ -158,15 +158,15 @@ class MelodyVoice:
         step_s = 60.0 / s.tempo * self.generator.step_beats
         while self.mode != IDLE and self._cursor < horizon:
             started = time.perf_counter()
-            token = self.generator.next_token()
+            step = self.generator.next_step()
             self.step_seconds.append(time.perf_counter() - started)
             self.steps_generated += 1
             if self._skip_silence > 0:
-                if token in (HOLD, REST):
+                if not step.starts:
                     self._skip_silence -= 1
                     continue                   # not played: the cursor stays where it is
                 self._skip_silence = 0
-            self._emit(token, self._cursor, s)
+            self._emit(step, self._cursor, s)
             self._cursor += step_s
             if self.mode == ANSWERING:
                 self._steps_left -= 1
@@ -174,19 +174,16 @@ class MelodyVoice:
                     self._close(self._cursor)
                     self._set_mode(IDLE)
 
-    def _emit(self, token: str, at: float, s: VoiceSettings) -> None:
-        if token == HOLD:
-            return
-        self._close(at)
-        if token == REST:
-            return
-        pitch = int(token)
-        if 0 <= pitch <= 127:
-            self.scheduler.schedule_on(at, s.channel, pitch, s.velocity)
-            self._sounding = (s.channel, pitch)
+    def _emit(self, step: Step, at: float, s: VoiceSettings) -> None:
+        ending = [p for p in self._sounding if p not in step.holds or p in step.starts]
+        for pitch in ending:
+            self.scheduler.schedule_off(at, self._sounding.pop(pitch), pitch)
+        for pitch in step.starts:
+            if 0 <= pitch <= 127 and pitch not in self._sounding:
+                self.scheduler.schedule_on(at, s.channel, pitch, s.velocity)
+                self._sounding[pitch] = s.channel
 
     def _close(self, at: float) -> None:
-        if self._sounding is not None:
-            channel, pitch = self._sounding
+        for pitch, channel in self._sounding.items():
             self.scheduler.schedule_off(at, channel, pitch)
-            self._sounding = None
+        self._sounding.clear()

@@ -12,6 +12,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from engine.generator import Step
 from engine.key_finding import Key, estimate_key
 from engine.melody_lstm import MelodyLSTM
 from engine.melody_representation import (DELIMITER, HOLD, REST, STEP_BEATS, Note,
@@ -76,6 +77,7 @@ class MelodyGenerator:
         self._state = None
         self._logits: torch.Tensor | None = None
         self._last_token = DELIMITER
+        self._sounding: int | None = None              # pitch held by "_" in next_step
         self.reset()
 
     # -- state --------------------------------------------------------------------
@@ -84,6 +86,7 @@ class MelodyGenerator:
         """Forget everything and start a new song (feeds the delimiter)."""
         self._state = self.model.init_state(1, self.device)
         self.key, self.shift = Key(0, "major"), 0
+        self._sounding = None
         self._update_mask()
         self._feed([DELIMITER])
 
@@ -124,6 +127,14 @@ class MelodyGenerator:
         if token in (REST, HOLD, DELIMITER):
             return REST if token == DELIMITER else token
         return str(int(token) - self.shift)
+
+    def next_step(self) -> Step:
+        """The next 16th step as a ``Step`` (the daemon's interface for every family)."""
+        token = self.next_token()
+        if token == HOLD:
+            return Step(holds=(self._sounding,)) if self._sounding is not None else Step()
+        self._sounding = None if token == REST else int(token)
+        return Step(starts=(self._sounding,)) if self._sounding is not None else Step()
 
     def tokens(self, count: int) -> Iterator[str]:
         for _ in range(count):

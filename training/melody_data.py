@@ -19,7 +19,7 @@ from tqdm import tqdm
 from engine.key_finding import Key
 from engine.melody_representation import Note, OffGrid, encode_notes
 from training.corpus import iter_scores, resolve_corpus
-from training.recipe import DataConfig
+from training.melody_config import MelodyDataConfig as DataConfig
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1

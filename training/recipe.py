@@ -1,8 +1,9 @@
 """Training recipes: typed TOML configs with ``--set section.key=value`` overrides.
 
-A recipe has three sections: ``[data]`` (corpus and encoding), ``[model]`` (the fields of
-the model family's engine config, less the vocabulary size, which the data decides) and
-``[train]`` (optimisation). Unknown keys and wrong types are errors that list what is known.
+A recipe names a model ``family`` and has three sections: ``[data]`` and ``[train]``, typed
+by the family's dataclasses in ``training.families``, and ``[model]``, the fields of the
+family's engine config (less those the data decides, such as the vocabulary size).
+Unknown keys and wrong types are errors that list what is known.
 """
 from __future__ import annotations
 
@@ -14,47 +15,21 @@ from typing import Any
 
 from engine.loading import MODEL_FAMILIES
 
+# fields of an engine config that the data decides, never set in [model]
+DATA_DECIDED = {"vocab_size", "input_dim", "output_dim", "num_pitches"}
+
 
 class RecipeError(ValueError):
     """A recipe file or override is wrong; the message names the key and the fix."""
 
 
 @dataclass
-class DataConfig:
-    corpus: list[str] = field(default_factory=lambda: ["essen:erk"])  # specs, see corpus.py
-    max_songs: int = 0                     # 0 = every song the corpus has
-    acceptable_durations: list[float] = field(
-        default_factory=lambda: [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0])  # beats
-    transpose: bool = True                 # move songs to C major / A minor
-    val_fraction: float = 0.1              # share of songs held out for validation
-    cache_dir: str = ".cache/riffd"
-
-
-@dataclass
-class TrainConfig:
-    sequence_length: int = 64              # steps (16th notes) per training window
-    stride: int = 32                       # steps between window starts
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    epochs: int = 50
-    grad_clip: float = 1.0
-    lr_patience: int = 2                   # epochs without improvement before annealing
-    lr_factor: float = 0.5
-    early_stop_patience: int = 6
-    max_batches_per_epoch: int = 0         # 0 = all
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0                       # torch CPU threads, 0 = torch's choice
-    output_dir: str = "runs/melody_erk"
-
-
-@dataclass
 class Recipe:
-    name: str = "melody_erk"
-    family: str = "melody_lstm"
-    data: DataConfig = field(default_factory=DataConfig)
+    name: str
+    family: str
+    data: Any                                # the family's [data] dataclass
     model: dict[str, Any] = field(default_factory=dict)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: Any = None                        # the family's [train] dataclass
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,9 +38,9 @@ class Recipe:
 def _model_fields(family: str) -> dict[str, Any]:
     if family not in MODEL_FAMILIES:
         raise RecipeError(f"family {family!r} is unknown; known: {', '.join(MODEL_FAMILIES)}")
-    config_cls = MODEL_FAMILIES[family][0]
+    config_cls = MODEL_FAMILIES[family].config
     hints = typing.get_type_hints(config_cls)
-    return {f.name: hints[f.name] for f in fields(config_cls) if f.name != "vocab_size"}
+    return {f.name: hints[f.name] for f in fields(config_cls) if f.name not in DATA_DECIDED}
 
 
 def _check_type(where: str, value: Any, expected: Any) -> Any:
@@ -77,6 +52,8 @@ def _check_type(where: str, value: Any, expected: Any) -> Any:
         return [_check_type(f"{where}[{i}]", v, item) for i, v in enumerate(value)]
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if expected is typing.Any:
+        return value
     if expected is bool and not isinstance(value, bool):
         raise RecipeError(f"{where} must be true or false, got {value!r}")
     if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
@@ -115,11 +92,12 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise RecipeError(f"recipe {path} does not exist; the recipes are in configs/") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path} is not valid TOML: {exc}") from None
-    recipe = Recipe()
-    for key in ("name", "family"):
-        if key in document:
-            setattr(recipe, key, _check_type(key, document.pop(key), str))
-    _model_fields(recipe.family)
+    from training.families import training_family
+    family = _check_type("family", document.pop("family", "melody_lstm"), str)
+    name = _check_type("name", document.pop("name", path.stem), str)
+    _model_fields(family)
+    spec = training_family(family)
+    recipe = Recipe(name=name, family=family, data=spec.data(), train=spec.train())
     sections = {"data", "model", "train"}
     for section, table in document.items():
         if section not in sections or not isinstance(table, dict):

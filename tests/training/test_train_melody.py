@@ -66,7 +66,7 @@ def test_resume_continues_from_last(trained, tmp_path):
     recipe, _, root = trained
     run = tmp_path / "run"
     shutil.copytree(root / "run", run)
-    code = train_main(["configs/melody_erk.toml", *sum([["--set", s] for s in SMALL], []),
+    code = train_main(["train", "configs/melody_erk.toml", *sum([["--set", s] for s in SMALL], []),
                        "--set", f'data.cache_dir="{root / "cache"}"',
                        "--set", "train.epochs=5", "--output", str(run), "--resume", "--quiet"])
     assert code == 0

@@ -1,0 +1,42 @@
+"""What the training package knows per model family: recipe sections and the commands.
+
+A family adds one ``TrainingFamily`` entry: its ``[data]`` and ``[train]`` dataclasses, the
+function that trains it from a recipe, and optionally its evaluation and offline rendering.
+Functions are named as ``"module:function"`` and imported on use, so that a family's heavy
+dependencies load only when that family is used.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from training.melody_config import MelodyDataConfig, MelodyTrainConfig
+
+
+@dataclass(frozen=True)
+class TrainingFamily:
+    data: type
+    train: type
+    trainer: str                      # "module:function", fn(recipe, resume: bool) -> Path
+    evaluator: str | None = None      # "module:function", fn(checkpoint, args) -> dict
+    renderer: str | None = None       # "module:function", fn(checkpoint, args) -> Path
+
+
+TRAINING_FAMILIES: dict[str, TrainingFamily] = {
+    "melody_lstm": TrainingFamily(MelodyDataConfig, MelodyTrainConfig,
+                                  "training.train_melody:train"),
+}
+
+
+def training_family(family: str) -> TrainingFamily:
+    if family not in TRAINING_FAMILIES:
+        raise ValueError(f"family {family!r} cannot be trained; known families: "
+                         f"{', '.join(sorted(TRAINING_FAMILIES))}")
+    return TRAINING_FAMILIES[family]
+
+
+def resolve(target: str) -> Callable:
+    """Import ``"module:function"``."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
