@@ -16,6 +16,8 @@ from engine.devices import resolve_device
 from engine.melody_generator import MelodyGenerator
 from engine.melody_lstm import FAMILY as MELODY_FAMILY, MelodyLSTM, MelodyLSTMConfig
 from engine.melody_representation import Vocabulary
+from engine.notewise_generator import make_notewise_generator
+from engine.notewise_lstm import FAMILY as NOTEWISE_FAMILY, NotewiseLSTM, NotewiseLSTMConfig
 
 BUNDLED_MODEL = Path(__file__).parent / "models" / "melody_erk.safetensors"
 
@@ -39,6 +41,7 @@ def _melody_generator(model, metadata, device):
 
 MODEL_FAMILIES: dict[str, Family] = {
     MELODY_FAMILY: Family(MelodyLSTMConfig, MelodyLSTM, _melody_generator),
+    NOTEWISE_FAMILY: Family(NotewiseLSTMConfig, NotewiseLSTM, make_notewise_generator),
 }
 
 

@@ -52,12 +52,23 @@ def resolve_corpus(specs: list[str]) -> list[Path]:
     return sorted(dict.fromkeys(found))
 
 
-def iter_scores(path: Path) -> Iterator[tuple[str, object]]:
+MIDI_SUFFIXES = {".mid", ".midi"}
+
+
+def iter_scores(path: Path, melody_only: bool = False) -> Iterator[tuple[str, object]]:
     """Yield (name, music21 Score) for every piece in a file (ABC files hold many).
 
-    A file music21 cannot read is logged and skipped.
+    With ``melody_only`` a MIDI file gives only its melody track, picked by
+    ``training.melody_extraction``. A file that cannot be read is logged and skipped.
     """
     from music21 import converter, stream
+    if melody_only and path.suffix.lower() in MIDI_SUFFIXES:
+        from training.melody_extraction import melody_score
+        try:
+            yield f"{path.name}#melody", melody_score(path)
+        except ValueError as exc:
+            log.warning("skipping %s: %s", path, exc)
+        return
     try:
         parsed = converter.parse(str(path))
     except Exception as exc:  # music21 raises many unrelated types on bad input

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from training.melody_config import MelodyDataConfig, MelodyTrainConfig
+from training.notewise_config import NotewiseDataConfig, NotewiseTrainConfig
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class TrainingFamily:
 TRAINING_FAMILIES: dict[str, TrainingFamily] = {
     "melody_lstm": TrainingFamily(MelodyDataConfig, MelodyTrainConfig,
                                   "training.train_melody:train"),
+    "notewise_lstm": TrainingFamily(NotewiseDataConfig, NotewiseTrainConfig,
+                                    "training.train_notewise:train"),
 }
 
 

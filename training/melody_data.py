@@ -86,7 +86,7 @@ def encode_corpus(cfg: DataConfig) -> tuple[list[list[str]], dict[str, int], int
         for path in paths:
             if cfg.max_songs and len(songs) >= cfg.max_songs:
                 break
-            for _, score in iter_scores(path):
+            for _, score in iter_scores(path, melody_only=True):
                 if cfg.max_songs and len(songs) >= cfg.max_songs:
                     break
                 tokens, reason = score_to_tokens(score, acceptable, cfg.transpose)

@@ -1,0 +1,144 @@
+"""Streaming notewise generation: one event at a time, played out as 16th-note Steps.
+
+A generated event of duration d beats becomes d / 0.25 steps: its pitches start at the
+first step and are held for the rest (a chord token starts several pitches; a rest gives
+silent steps). Keys work as in the melody generator when the model was trained on songs
+moved to C major / A minor: the seed's key is estimated, the seed moved into C/Am, and
+every generated pitch moved back.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Sequence
+
+import torch
+
+from engine.generator import Step
+from engine.key_finding import Key, estimate_key
+from engine.melody_generator import Constraints, _cpu_fast_path, quantize_notes
+from engine.melody_representation import STEP_BEATS, Note
+from engine.notewise_lstm import FAMILY, NotewiseLSTM
+from engine.notewise_representation import (DELIMITER, REST, NotewiseVocabulary,
+                                            encode_events, token_pitches)
+from engine.sampling import SamplingSettings, sample
+
+
+class NotewiseGenerator:
+    """A notewise model, its vocabularies, sampler state and key shift (one stream)."""
+
+    family = FAMILY
+    step_beats = STEP_BEATS
+
+    def __init__(self, model: NotewiseLSTM, vocab: NotewiseVocabulary, metadata: dict,
+                 device: torch.device):
+        self.model = model.to(device).eval()
+        self.vocab = vocab
+        self.metadata = metadata
+        self.device = device
+        self.path = None
+        self.transposed = metadata.get("representation", {}).get("transpose", True)
+        self.settings = SamplingSettings()
+        self.constraints = Constraints()
+        self.key, self.shift = Key(0, "major"), 0
+        self._pitch_mask: torch.Tensor | None = None
+        self._duration_mask = torch.ones(len(vocab.duration_tokens), dtype=torch.bool)
+        self._duration_mask[vocab.duration_id(DELIMITER)] = False
+        self._duration_mask = self._duration_mask.to(device)
+        self._steps: deque[Step] = deque()
+        self._state = None
+        self._logits: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.reset()
+
+    # -- state --------------------------------------------------------------------
+    @torch.inference_mode()
+    def reset(self) -> None:
+        """Forget everything and start a new song (feeds the delimiter event)."""
+        self._state = self.model.init_state(1, self.device)
+        self.key, self.shift = Key(0, "major"), 0
+        self._steps.clear()
+        self._update_mask()
+        self._feed([(DELIMITER, DELIMITER)])
+
+    @torch.inference_mode()
+    def prime(self, notes: Sequence[Note]) -> Key:
+        """Start a new song from a seed phrase (beats); returns the key it was heard in."""
+        self.reset()
+        notes = quantize_notes([n for n in notes if n.pitch is not None])
+        if not notes:
+            return self.key
+        self.key = estimate_key(notes)
+        self.shift = self.key.shift_to_reference() if self.transposed else 0
+        events = []
+        for pitch, duration in encode_events(
+                [Note(n.pitch + self.shift, n.start, n.duration) for n in notes], self.vocab.variant):
+            if pitch not in self.vocab.pitch_tokens:      # an unknown chord or pitch: its root
+                pitch = self.vocab.nearest_pitch_token(min(token_pitches(pitch)))
+            if duration in self.vocab.duration_tokens:
+                events.append((pitch, duration))
+        self._update_mask()
+        self._feed(events)
+        return self.key
+
+    def set_constraints(self, constraints: Constraints) -> None:
+        self.constraints = constraints
+        self._update_mask()
+
+    # -- generation ---------------------------------------------------------------
+    @torch.inference_mode()
+    def next_event(self) -> tuple[str, str]:
+        """Draw the next event: (pitch token in the seed's key, duration token in beats)."""
+        pitch_logits, duration_logits = self._logits
+        with _cpu_fast_path(self.device):
+            pitch_id = sample(pitch_logits, self.settings, self._pitch_mask)
+            duration_id = sample(duration_logits, self.settings, self._duration_mask)
+            self._logits, self._state = self.model.step(pitch_id, duration_id, self._state)
+        pitch = self.vocab.pitch_tokens[int(pitch_id[0])]
+        duration = self.vocab.duration_tokens[int(duration_id[0])]
+        if pitch != REST:
+            pitch = ".".join(str(p - self.shift) for p in token_pitches(pitch))
+        return pitch, duration
+
+    def next_step(self) -> Step:
+        """The next 16th step (draws a new event when the last one has been played out)."""
+        while not self._steps:
+            pitch, duration = self.next_event()
+            steps = max(1, round(float(duration) / STEP_BEATS))
+            pitches = () if pitch == REST else token_pitches(pitch)
+            self._steps.append(Step(starts=pitches))
+            self._steps.extend(Step(holds=pitches) for _ in range(steps - 1))
+        return self._steps.popleft()
+
+    @torch.inference_mode()
+    def _feed(self, events: Sequence[tuple[str, str]]) -> None:
+        if not events:
+            return
+        pitch_ids, duration_ids = self.vocab.encode(events)
+        with _cpu_fast_path(self.device):
+            for p, d in zip(pitch_ids, duration_ids):
+                self._logits, self._state = self.model.step(
+                    torch.tensor([p], device=self.device), torch.tensor([d], device=self.device),
+                    self._state)
+
+    def _update_mask(self) -> None:
+        """Allowed pitch tokens: rests always; notes and chords wholly inside range and scale."""
+        c = self.constraints
+        allowed = torch.zeros(len(self.vocab.pitch_tokens), dtype=torch.bool)
+        playable = []
+        for token_id, token in enumerate(self.vocab.pitch_tokens):
+            if token == REST:
+                allowed[token_id] = True
+            elif token != DELIMITER:
+                playable.append(token_id)
+                pitches = [p - self.shift for p in token_pitches(token)]
+                allowed[token_id] = all(
+                    c.low <= p <= c.high
+                    and (c.scale is None or (p - self.key.tonic) % 12 in c.scale) for p in pitches)
+        if playable and not bool(allowed[playable].any()):
+            allowed[playable] = True                  # impossible constraint: ignore it
+        self._pitch_mask = allowed.to(self.device)
+
+
+def make_notewise_generator(model: NotewiseLSTM, metadata: dict, device: torch.device):
+    """``engine.loading`` factory: the vocabularies come from the checkpoint's metadata."""
+    vocab = NotewiseVocabulary.from_metadata(metadata["representation"]["vocabulary"])
+    return NotewiseGenerator(model, vocab, metadata, device)
