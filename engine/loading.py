@@ -16,6 +16,9 @@ from engine.devices import resolve_device
 from engine.melody_generator import MelodyGenerator
 from engine.melody_lstm import FAMILY as MELODY_FAMILY, MelodyLSTM, MelodyLSTMConfig
 from engine.melody_representation import Vocabulary
+from engine.gan_bilstm import FAMILY as GAN_BILSTM, BiLSTMGAN, BiLSTMGANConfig
+from engine.gan_cnn import FAMILY as GAN_CNN, CNNGAN, CNNGANConfig
+from engine.gan_generator import GANGenerator
 from engine.notewise_generator import make_notewise_generator
 from engine.notewise_lstm import FAMILY as NOTEWISE_FAMILY, NotewiseLSTM, NotewiseLSTMConfig
 
@@ -41,6 +44,8 @@ def _melody_generator(model, metadata, device):
 
 MODEL_FAMILIES: dict[str, Family] = {
     MELODY_FAMILY: Family(MelodyLSTMConfig, MelodyLSTM, _melody_generator),
+    GAN_CNN: Family(CNNGANConfig, CNNGAN, GANGenerator),
+    GAN_BILSTM: Family(BiLSTMGANConfig, BiLSTMGAN, GANGenerator),
     NOTEWISE_FAMILY: Family(NotewiseLSTMConfig, NotewiseLSTM, make_notewise_generator),
 }
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from training.melody_config import MelodyDataConfig, MelodyTrainConfig
+from training.gan_config import GANDataConfig, GANTrainConfig
 from training.notewise_config import NotewiseDataConfig, NotewiseTrainConfig
 
 
@@ -26,7 +27,9 @@ class TrainingFamily:
 
 TRAINING_FAMILIES: dict[str, TrainingFamily] = {
     "melody_lstm": TrainingFamily(MelodyDataConfig, MelodyTrainConfig,
-                                  "training.train_melody:train"),
+                                  "training.train_melody:train", "training.evaluate:evaluate_melody"),
+    "gan_cnn": TrainingFamily(GANDataConfig, GANTrainConfig, "training.train_gan:train", "training.evaluate:evaluate_gan"),
+    "gan_bilstm": TrainingFamily(GANDataConfig, GANTrainConfig, "training.train_gan:train", "training.evaluate:evaluate_gan"),
     "notewise_lstm": TrainingFamily(NotewiseDataConfig, NotewiseTrainConfig,
                                     "training.train_notewise:train"),
 }

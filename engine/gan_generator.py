@@ -1,0 +1,163 @@
+"""Streaming a GAN: bar after bar, each decoded into 16th-note ``Step``s for the daemon.
+
+Coherence between bars: the latent vector moves by a spherical random walk. For the next
+bar, ``z' = cos(a)·z + sin(a)·n``, where ``n`` is a fresh Gaussian made orthogonal to ``z``
+and scaled to ``z``'s length, and ``a`` is ``walk_angle`` (radians). The length of ``z``
+stays what a standard-normal latent has, so every latent is one the generator saw in
+training, and successive bars differ by a set amount: 0 repeats the bar, π/2 jumps to an
+unrelated one.
+
+Decoding: the bar's probabilities (bar_steps × pitches) are thresholded at ``threshold``
+(0.5 by default); a pitch on in consecutive frames is held, across the bar line too.
+
+``prime(notes)`` estimates the seed's key and starts the walk from the best of
+``prime_candidates`` random latents: the one whose bar's pitch-class profile is closest
+(cosine) to the seed's. When the model was trained on music moved to C major / A minor
+(``representation.key_normalisation``), its bars are moved back into the seed's key.
+
+Cost per bar: one generator pass at batch 1 (``prime`` does one pass at batch
+``prime_candidates``); nothing grows with the history.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from engine.gan_bilstm import GANBase
+from engine.generator import Step
+from engine.key_finding import Key, estimate_key
+from engine.melody_generator import Constraints, quantize_notes
+from engine.melody_representation import STEP_BEATS, Note
+from engine.pianoroll import PitchRange, notes_to_roll, roll_to_steps
+from engine.sampling import SamplingSettings
+
+
+class GANGenerator:
+    """A GAN model, its latent walk and the bar being played (one stream)."""
+
+    step_beats = STEP_BEATS
+
+    def __init__(self, model: GANBase, metadata: dict, device: torch.device,
+                 seed: int | None = None):
+        self.model = model.to(device).eval()
+        self.family = model.family
+        self.metadata = metadata
+        self.device = device
+        self.path = None
+        representation = metadata.get("representation", {})
+        self.pitch_range = PitchRange(**representation.get("pitch_range",
+                                                           {"low": 60, "high": 83, "fold": True}))
+        self.transposed = representation.get("key_normalisation", "none") != "none"
+        self.threshold = float(representation.get("threshold", 0.5))
+        self.walk_angle = 0.35                 # radians between successive latents
+        self.prime_candidates = 64
+        self.settings = SamplingSettings()     # kept for the daemon's interface; a GAN bar is
+                                               # decoded by threshold, not sampled token by token
+        self.constraints = Constraints()
+        self.key = Key(0, "major")
+        self.shift = 0                         # semitones seed key → C/Am (transposed models)
+        self._rng = torch.Generator().manual_seed(seed if seed is not None else
+                                                  int(torch.randint(0, 2**31 - 1, ()).item()))
+        self._z: torch.Tensor | None = None
+        self._pending: deque[Step] = deque()
+        self._last_frame: np.ndarray | None = None
+        self.reset()
+
+    # -- state --------------------------------------------------------------------
+    def reset(self) -> None:
+        """Start a new piece from a random latent."""
+        self.key, self.shift = Key(0, "major"), 0
+        self._z = self._random_latent(1)
+        self._pending.clear()
+        self._last_frame = None
+
+    @torch.inference_mode()
+    def prime(self, notes: Sequence[Note]) -> Key:
+        """Start from the latent (of ``prime_candidates``) whose bar best fits the seed."""
+        self.reset()
+        notes = quantize_notes([n for n in notes if n.pitch is not None])
+        if not notes:
+            return self.key
+        self.key = estimate_key(notes)
+        self.shift = self.key.shift_to_reference() if self.transposed else 0
+        moved = [Note(n.pitch + self.shift, n.start, n.duration) for n in notes]
+        seed_profile = _chroma(notes_to_roll(moved, self.pitch_range), self.pitch_range)
+        candidates = self._random_latent(self.prime_candidates)              # (K, Z)
+        bars = self.model(candidates.to(self.device)).cpu().numpy()          # (K, T, P)
+        profiles = np.stack([_chroma(b >= self.threshold, self.pitch_range) for b in bars])
+        scores = profiles @ seed_profile / (np.linalg.norm(profiles, axis=1)
+                                            * np.linalg.norm(seed_profile) + 1e-9)
+        self._z = candidates[int(np.argmax(scores))][None]
+        return self.key
+
+    def set_constraints(self, constraints: Constraints) -> None:
+        """Pitch range and scale (in the seed's key) for what is played from now on."""
+        self.constraints = constraints
+
+    # -- generation ---------------------------------------------------------------
+    def next_step(self) -> Step:
+        """The next 16th step; a new bar is generated when the current one is used up."""
+        if not self._pending:
+            self._pending.extend(self.next_bar())
+        return self._pending.popleft()
+
+    @torch.inference_mode()
+    def next_bar_roll(self) -> np.ndarray:
+        """Generate the next bar as a ``(bar_steps, pitches)`` bool roll, then move the latent."""
+        probs = self.model(self._z.to(self.device))[0].cpu().numpy()          # (T, P)
+        self._z = self._walk(self._z)
+        return probs >= self.threshold
+
+    def next_bar(self) -> list[Step]:
+        """The next bar as ``Step``s, pitches in the seed's key, constraints applied."""
+        roll = self._constrain(self.next_bar_roll())
+        steps = roll_to_steps(roll, self._out_range, previous=self._last_frame)
+        self._last_frame = roll[-1]
+        return steps
+
+    # -- helpers ------------------------------------------------------------------
+    _out_range = PitchRange(0, 127, fold=False)    # columns of a constrained roll: MIDI pitches
+
+    def _constrain(self, roll: np.ndarray) -> np.ndarray:
+        """(T, P) model roll → (T, 128) roll of MIDI pitches in the seed's key, limited to
+        the constraints (out-of-range pitches moved by octaves, off-scale ones dropped)."""
+        c = self.constraints
+        out = np.zeros((roll.shape[0], 128), dtype=bool)
+        for column in np.flatnonzero(roll.any(axis=0)):
+            pitch = self.pitch_range.pitch(int(column)) - self.shift
+            if c.high - c.low >= 11:
+                while pitch < c.low:
+                    pitch += 12
+                while pitch > c.high:
+                    pitch -= 12
+            if not (c.low <= pitch <= c.high and 0 <= pitch <= 127):
+                continue
+            if c.scale is not None and (pitch - self.key.tonic) % 12 not in c.scale:
+                continue
+            out[:, pitch] |= roll[:, column]
+        return out
+
+    def _random_latent(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.model.latent_dim, generator=self._rng)
+
+    def _walk(self, z: torch.Tensor) -> torch.Tensor:
+        """One step of the spherical random walk: (1, Z) → (1, Z), same length."""
+        noise = torch.randn(z.shape, generator=self._rng)
+        norm = z.norm()
+        unit = z / norm
+        noise = noise - (noise * unit).sum() * unit                 # orthogonal to z
+        noise = noise / noise.norm() * norm
+        a = self.walk_angle
+        return math.cos(a) * z + math.sin(a) * noise
+
+
+def _chroma(roll: np.ndarray, pitch_range: PitchRange) -> np.ndarray:
+    """(12,) sounding frames per pitch class of a roll."""
+    counts = np.asarray(roll, dtype=float).sum(axis=0)
+    chroma = np.zeros(12)
+    np.add.at(chroma, (np.arange(pitch_range.size) + pitch_range.low) % 12, counts)
+    return chroma
