@@ -19,6 +19,8 @@ from engine.melody_representation import Vocabulary
 from engine.gan_bilstm import FAMILY as GAN_BILSTM, BiLSTMGAN, BiLSTMGANConfig
 from engine.gan_cnn import FAMILY as GAN_CNN, CNNGAN, CNNGANConfig
 from engine.gan_generator import GANGenerator
+from engine.multilabel_generator import make_multilabel_generator
+from engine.multilabel_lstm import FAMILY as MULTILABEL_FAMILY, MultilabelLSTM, MultilabelLSTMConfig
 from engine.notewise_generator import make_notewise_generator
 from engine.notewise_lstm import FAMILY as NOTEWISE_FAMILY, NotewiseLSTM, NotewiseLSTMConfig
 
@@ -47,6 +49,7 @@ MODEL_FAMILIES: dict[str, Family] = {
     GAN_CNN: Family(CNNGANConfig, CNNGAN, GANGenerator),
     GAN_BILSTM: Family(BiLSTMGANConfig, BiLSTMGAN, GANGenerator),
     NOTEWISE_FAMILY: Family(NotewiseLSTMConfig, NotewiseLSTM, make_notewise_generator),
+    MULTILABEL_FAMILY: Family(MultilabelLSTMConfig, MultilabelLSTM, make_multilabel_generator),
 }
 
 

@@ -13,6 +13,7 @@ from typing import Callable
 
 from training.melody_config import MelodyDataConfig, MelodyTrainConfig
 from training.gan_config import GANDataConfig, GANTrainConfig
+from training.multilabel_config import MultilabelDataConfig, MultilabelTrainConfig
 from training.notewise_config import NotewiseDataConfig, NotewiseTrainConfig
 
 
@@ -32,6 +33,8 @@ TRAINING_FAMILIES: dict[str, TrainingFamily] = {
     "gan_bilstm": TrainingFamily(GANDataConfig, GANTrainConfig, "training.train_gan:train", "training.evaluate:evaluate_gan"),
     "notewise_lstm": TrainingFamily(NotewiseDataConfig, NotewiseTrainConfig,
                                     "training.train_notewise:train"),
+    "multilabel_lstm": TrainingFamily(MultilabelDataConfig, MultilabelTrainConfig,
+                                      "training.train_multilabel:train"),
 }
 
 

@@ -95,3 +95,29 @@ def test_causal_cnn_front_end_streams_and_never_looks_ahead():
 def test_bad_window_is_refused():
     with pytest.raises(ValueError, match="window"):
         WindowedAttention(4, 4, 0)
+
+
+MULTILABEL = {
+    "M4": {"hidden_size": 16, "dense_size": 12},
+    "M5": {"hidden_size": 16, "dense_size": 12, "attention": True},
+    "M6": {"hidden_size": 12, "dense_size": 8, "attention": True},
+    "M7": {"hidden_size": 16, "dense_size": 8},
+    "CNN": {"hidden_size": 16, "dense_size": 8, "cnn": True, "attention": True},
+}
+
+
+@pytest.mark.parametrize("name", list(MULTILABEL))
+def test_multilabel_step_equals_forward(name):
+    from engine.multilabel_lstm import MultilabelLSTM, MultilabelLSTMConfig
+    torch.manual_seed(0)
+    cfg = MultilabelLSTMConfig(num_pitches=24, attention_window=WINDOW, attention_dim=8,
+                               cnn_channels=10, cnn_kernel=3, cnn_pool=2, **MULTILABEL[name])
+    model = MultilabelLSTM(cfg)
+    frames = (torch.rand(2, T, 24) < 0.2).float()
+    _settle_batch_norm(model, frames)
+    with torch.no_grad():
+        full = model(frames)                                        # (B, T, P)
+        state = model.init_state(2, "cpu")
+        for t in range(T):
+            logits, state = model.step(frames[:, t], state)
+            torch.testing.assert_close(logits, full[:, t], atol=1e-5, rtol=1e-4)

@@ -1,0 +1,139 @@
+"""Streaming piano-roll generation with a multilabel model: one 16th-note frame per step.
+
+Each step the model gives one probability per pitch. ``mode = "threshold"`` turns on
+every pitch whose probability reaches ``threshold`` (0.3 in the document);
+``mode = "bernoulli"`` draws each pitch on with its probability. The temperature divides
+the logits first (lower = fewer, surer notes); ``settings.greedy`` forces the threshold.
+A pitch newly on starts a note, a pitch on in the previous frame too is held.
+
+Keys: when the model was trained on pieces moved to C major / A minor, a seed is moved
+there (its key estimated) and generated pitches moved back, as the melody generator does;
+otherwise (the document's preferred, untransposed input) pitches pass unchanged.
+Constraints (pitch range, scale in the seed's key) switch the other pitches off.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from engine.generator import Step
+from engine.key_finding import Key, estimate_key
+from engine.melody_generator import Constraints, _cpu_fast_path, quantize_notes
+from engine.melody_representation import STEP_BEATS, Note
+from engine.multilabel_lstm import FAMILY, MultilabelLSTM
+from engine.pianoroll import PitchRange, notes_to_roll
+from engine.sampling import SamplingSettings
+
+MODES = ("threshold", "bernoulli")
+
+
+class MultilabelGenerator:
+    """A multilabel model, its pitch range, sampler state and key shift (one stream)."""
+
+    family = FAMILY
+    step_beats = STEP_BEATS
+
+    def __init__(self, model: MultilabelLSTM, pitch_range: PitchRange, metadata: dict,
+                 device: torch.device, mode: str = "threshold", threshold: float = 0.3,
+                 transposed: bool = False):
+        if mode not in MODES:
+            raise ValueError(f"multilabel inference mode {mode!r} is unknown; use one of "
+                             f"{', '.join(MODES)}")
+        self.model = model.to(device).eval()
+        self.pitch_range = pitch_range
+        self.metadata = metadata
+        self.device = device
+        self.path = None
+        self.mode, self.threshold, self.transposed = mode, threshold, transposed
+        self.settings = SamplingSettings()
+        self.constraints = Constraints()
+        self.key, self.shift = Key(0, "major"), 0
+        self.rng = torch.Generator().manual_seed(0)
+        self._allowed = torch.ones(pitch_range.size, dtype=torch.bool)
+        self._previous = torch.zeros(pitch_range.size, dtype=torch.bool)
+        self._state = None
+        self._logits: torch.Tensor | None = None
+        self.reset()
+
+    @torch.inference_mode()
+    def reset(self) -> None:
+        """Forget everything and start a new piece (feeds the silent start frame)."""
+        self._state = self.model.init_state(1, self.device)
+        self.key, self.shift = Key(0, "major"), 0
+        self._previous = torch.zeros(self.pitch_range.size, dtype=torch.bool)
+        self._update_mask()
+        self._feed(np.zeros((1, self.pitch_range.size), dtype=bool))
+
+    @torch.inference_mode()
+    def prime(self, notes: Sequence[Note]) -> Key:
+        """Start a new piece from a seed phrase (beats); returns the key it was heard in."""
+        self.reset()
+        notes = quantize_notes([n for n in notes if n.pitch is not None])
+        if not notes:
+            return self.key
+        self.key = estimate_key(notes)
+        self.shift = self.key.shift_to_reference() if self.transposed else 0
+        origin = min(n.start for n in notes)
+        roll = notes_to_roll([Note(n.pitch + self.shift, n.start - origin, n.duration)
+                              for n in notes], self.pitch_range)            # (T, P)
+        self._update_mask()
+        self._feed(roll)
+        self._previous = torch.from_numpy(roll[-1].copy())
+        return self.key
+
+    def set_constraints(self, constraints: Constraints) -> None:
+        self.constraints = constraints
+        self._update_mask()
+
+    @torch.inference_mode()
+    def next_frame(self) -> torch.Tensor:
+        """Draw the next frame: (P,) bool, column i = model pitch ``pitch_range.low + i``."""
+        logits = self._logits[0].float().cpu() / max(self.settings.temperature, 1e-4)
+        probs = torch.sigmoid(logits)
+        if self.mode == "threshold" or self.settings.greedy:
+            frame = probs >= self.threshold
+        else:
+            frame = torch.bernoulli(probs, generator=self.rng).bool()
+        frame &= self._allowed
+        self._feed(frame[None].numpy())
+        return frame
+
+    def next_step(self) -> Step:
+        """The next 16th step: pitches newly on start, pitches still on are held."""
+        frame = self.next_frame()
+        started = frame & ~self._previous
+        held = frame & self._previous
+        self._previous = frame
+        low = self.pitch_range.low - self.shift
+        return Step(starts=tuple(low + int(i) for i in torch.nonzero(started).flatten()),
+                    holds=tuple(low + int(i) for i in torch.nonzero(held).flatten()))
+
+    @torch.inference_mode()
+    def _feed(self, frames: np.ndarray) -> None:
+        x = torch.as_tensor(np.asarray(frames, dtype=np.float32), device=self.device)  # (T, P)
+        with _cpu_fast_path(self.device):
+            for t in range(x.shape[0]):
+                self._logits, self._state = self.model.step(x[t:t + 1], self._state)
+
+    def _update_mask(self) -> None:
+        """Pitches inside the constraints' range and scale (in the seed's key)."""
+        c = self.constraints
+        allowed = torch.zeros(self.pitch_range.size, dtype=torch.bool)
+        for i in range(self.pitch_range.size):
+            pitch = self.pitch_range.pitch(i) - self.shift
+            allowed[i] = c.low <= pitch <= c.high and (
+                c.scale is None or (pitch - self.key.tonic) % 12 in c.scale)
+        self._allowed = allowed if bool(allowed.any()) else torch.ones_like(allowed)
+
+
+def make_multilabel_generator(model: MultilabelLSTM, metadata: dict, device: torch.device):
+    """``engine.loading`` factory: pitch range and inference settings from the metadata."""
+    rep = metadata["representation"]
+    inference = metadata.get("inference", {})
+    r = rep["pitch_range"]
+    return MultilabelGenerator(model, PitchRange(r["low"], r["high"], r["fold"]), metadata,
+                               device, mode=inference.get("mode", "threshold"),
+                               threshold=inference.get("threshold", 0.3),
+                               transposed=rep.get("transpose", False))

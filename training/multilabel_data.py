@@ -1,0 +1,71 @@
+"""Pieces → piano rolls for the multilabel family.
+
+``corpus = ["chorales"]`` takes the Bach chorales of music21 (``training.chorales``, parsed
+once and cached); other specs (``essen:erk``, MIDI/MusicXML files and folders) are parsed
+with ``training.corpus`` (every part; chords kept). Rolls use the recipe's pitch range
+(C4–B5 with octave cutting by default) on the 16th grid (``engine.pianoroll``).
+"""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.melody_representation import Note
+from engine.pianoroll import PitchRange, notes_to_roll, transpose_to_reference
+from training.chorales import ChoraleSettings, load_chorales, split_pieces
+from training.corpus import iter_scores, resolve_corpus
+from training.multilabel_config import MultilabelDataConfig
+from training.notewise_data import score_notes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RollCorpus:
+    """Piano rolls, (T, P) bool each, split by piece."""
+
+    train: list[np.ndarray]
+    val: list[np.ndarray]
+    pitch_range: PitchRange
+
+
+def _corpus_notes(cfg: MultilabelDataConfig) -> list[list[Note]]:
+    pieces: list[list[Note]] = []
+    for path in resolve_corpus(cfg.corpus):
+        for _, score in iter_scores(path):
+            if cfg.max_songs and len(pieces) >= cfg.max_songs:
+                return pieces
+            notes = score_notes(score)
+            if notes:
+                pieces.append(transpose_to_reference(notes)[0] if cfg.transpose else notes)
+    return pieces
+
+
+def load_roll_corpus(cfg: MultilabelDataConfig, seed: int) -> RollCorpus:
+    """Read the pieces and cut them into rolls; split by piece with a seeded shuffle."""
+    pitch_range = PitchRange(cfg.low, cfg.high, cfg.fold)
+    if cfg.corpus == ["chorales"]:
+        pieces = load_chorales(ChoraleSettings(cfg.max_songs, cfg.transpose, cfg.cache_dir))
+        train, val = split_pieces(pieces, cfg.val_fraction, seed)
+        train_notes, val_notes = [p.notes for p in train], [p.notes for p in val]
+    else:
+        if "chorales" in cfg.corpus:
+            raise ValueError('"chorales" cannot be mixed with other corpus entries; '
+                             'use corpus = ["chorales"] alone')
+        notes = _corpus_notes(cfg)
+        if len(notes) < 2:
+            raise ValueError(f"the corpus {cfg.corpus} gave {len(notes)} pieces with notes; "
+                             "at least 2 are needed")
+        order = list(range(len(notes)))
+        random.Random(seed).shuffle(order)
+        n_val = min(len(notes) - 1, max(1, round(len(notes) * cfg.val_fraction)))
+        train_notes = [notes[i] for i in order[n_val:]]
+        val_notes = [notes[i] for i in order[:n_val]]
+
+    def rolls(pieces: list[list[Note]]) -> list[np.ndarray]:
+        return [notes_to_roll(n, pitch_range, restrike_gap=cfg.restrike_gap) for n in pieces]
+
+    return RollCorpus(rolls(train_notes), rolls(val_notes), pitch_range)
