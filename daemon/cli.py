@@ -32,6 +32,8 @@ SERVE_EPILOG = """examples:
   riffd serve                                  # bundled melody model, MIDI on riffd:out / riffd:in
   riffd serve --model runs/melody_erk/best.safetensors --tempo 96 --length 8
   riffd serve --config configs/serve.toml --midi-api jack
+  riffd serve --mode follow --monitor          # play along note by note; hear it at once
+  riffd serve --clock-source midi              # follow the DAW's MIDI clock on riffd:in
   riffd ctl status                             # from another terminal
 
 Connect your DAW or keyboard to riffd:in and riffd:out, play a phrase and stop:
@@ -61,6 +63,23 @@ def _serve_parser(sub) -> None:
     p.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
     p.add_argument("--top-k", dest="top_k", type=int, help="top-k sampling, 0 = off")
     p.add_argument("--top-p", dest="top_p", type=float, help="nucleus sampling, 1.0 = off")
+    p.add_argument("--mode", choices=["answer", "continuous", "follow"],
+                   help="what the default voice does with played notes (default answer)")
+    p.add_argument("--answer-on", dest="answer_on", choices=["beat", "bar"],
+                   help="an answer starts on the next beat (default) or bar of the clock")
+    p.add_argument("--phrase-end", dest="phrase_end", choices=["silence", "bar"],
+                   help="a played phrase ends after --silence seconds (default) or at a bar line")
+    p.add_argument("--beats-per-bar", dest="beats_per_bar", type=int, help="meter (default 4)")
+    p.add_argument("--clock-source", dest="clock_source", choices=["internal", "midi"],
+                   help="keep time internally (default) or follow MIDI clock on riffd:in")
+    p.add_argument("--no-clock-out", dest="clock_out", action="store_false", default=None,
+                   help="do not send MIDI clock and transport on riffd:out")
+    p.add_argument("--model-dir", dest="model_dirs", action="append",
+                   help="folder that list_models scans (repeatable; default runs/ and models/)")
+    p.add_argument("--record-dir", dest="record_dir",
+                   help="folder for `record start` without a path (default recordings/)")
+    p.add_argument("--monitor", action="store_true", default=None,
+                   help="hear the notes through a pyo synth on the JACK audio device")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 

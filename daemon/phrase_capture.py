@@ -2,7 +2,8 @@
 
 MIDI input arrives in the port's callback, which only queues it; this thread pairs
 note-ons with note-offs and decides when a phrase has ended: no key held and no new
-note for ``silence_s`` seconds.
+note for ``silence_s`` seconds, or (with ``end_at``) at the moment ``end_at`` gives, e.g. the
+first bar line after the last note. The thread wakes at that moment, not on a poll.
 """
 from __future__ import annotations
 
@@ -23,20 +24,26 @@ class PlayedNote:
     off_s: float
 
 
-PhraseCallback = Callable[[list[PlayedNote]], None]
+PhraseCallback = Callable[[list[PlayedNote], float], None]    # (notes, end in seconds)
+EndCallback = Callable[[float], float]
 NoteCallback = Callable[[int, int, float], None]
 
 
 class PhraseCaptor:
     """One thread: turns incoming MIDI messages into phrases.
 
-    on_phrase(notes) is called from this thread when a phrase ends; on_note(pitch,
-    velocity, time_s) for every note-on as it arrives (velocity 0 never reaches it).
+    on_phrase(notes, end_s) is called from this thread when a phrase ends (``end_s``: the
+    monotonic time it ended); on_note(pitch, velocity, time_s) for every note-on as it arrives
+    (velocity 0 never reaches it). ``end_at(last_activity_s)`` (optional) gives the end of a
+    phrase whose last key was released at ``last_activity_s``; the default is
+    ``last_activity_s + silence_s``.
     """
 
     def __init__(self, on_phrase: PhraseCallback, silence_s: float = 1.0,
-                 on_note: NoteCallback | None = None, max_notes: int = 512):
+                 on_note: NoteCallback | None = None, max_notes: int = 512,
+                 end_at: EndCallback | None = None):
         self.silence_s = silence_s
+        self.end_at = end_at
         self.max_notes = max_notes
         self._on_phrase = on_phrase
         self._on_note = on_note
@@ -68,7 +75,9 @@ class PhraseCaptor:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            timeout = 0.05 if (self._notes or self._held) else 0.5
+            timeout = 0.5
+            if self._notes and not self._held:
+                timeout = min(0.5, max(0.0, self._end_s() - time.monotonic()))
             try:
                 item = self._inbox.get(timeout=timeout)
             except queue.Empty:
@@ -99,9 +108,23 @@ class PhraseCaptor:
         if len(self._notes) < self.max_notes:
             self._notes.append(PlayedNote(pitch, velocity, on_s, max(time_s, on_s)))
 
+    def _end_s(self) -> float:
+        if self.end_at is not None:
+            return self.end_at(self._last_activity)
+        return self._last_activity + self.silence_s
+
     def _maybe_finish(self, now: float) -> None:
-        if self._held or not self._notes or now - self._last_activity < self.silence_s:
+        if self._held or not self._notes:
+            return
+        end = self._end_s()
+        if now < end:
             return
         phrase, self._notes = sorted(self._notes, key=lambda n: n.on_s), []
         self.phrases += 1
-        self._on_phrase(phrase)
+        self._on_phrase(phrase, end)
+
+    def recent(self, count: int) -> list[PlayedNote]:
+        """The last ``count`` notes of the phrase in progress, held keys included (this thread:
+        call it from on_note)."""
+        held = [PlayedNote(p, v, on, max(on, self._last_activity)) for p, (v, on) in self._held.items()]
+        return sorted(self._notes + held, key=lambda n: n.on_s)[-count:]

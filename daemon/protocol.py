@@ -64,7 +64,7 @@ class ProtocolError(Exception):
 class ArgSpec:
     """One argument of a command (or one field of a note object).
 
-    ``type`` is ``"int"``, ``"float"``, ``"bool"`` or ``"notes"`` (a list of note objects, see
+    ``type`` is ``"int"``, ``"float"``, ``"bool"``, ``"str"`` or ``"notes"`` (a list of note objects, see
     :data:`NOTE_FIELDS`). ``min``/``max`` bound the value, inclusive unless ``min_exclusive``;
     for ``"notes"`` they bound the number of notes. ``default`` is filled in when an optional
     argument is absent (``None``: left absent). ``unit`` is named in messages (``"BPM"``).
@@ -98,6 +98,7 @@ class CommandSpec:
 
 
 MAX_SEED_NOTES = 2048
+MAX_STRING_CHARS = 4096
 
 # Fields of one note object in `seed`'s "notes" (and in `phrase` events). Times are in beats.
 NOTE_FIELDS: tuple[ArgSpec, ...] = (
@@ -108,35 +109,110 @@ NOTE_FIELDS: tuple[ArgSpec, ...] = (
             doc="length of the note, in beats"),
 )
 
+VOICE_ARG = ArgSpec("voice", "str", doc="the voice's name (default: every voice, or the first "
+                                          "voice for commands about one)")
+MODE_CHOICES = ("answer", "continuous", "follow")
+SCALE_CHOICES = ("", "major", "minor", "dorian", "mixolydian", "pentatonic", "minor_pentatonic",
+                 "blues", "chromatic")
+KEY_CHOICES = ("", "C", "C#", "Db", "D", "D#", "Eb", "E", "F", "F#", "Gb", "G", "G#", "Ab", "A",
+               "A#", "Bb", "B")
+
+# The per-voice controls of `set` and `add_voice` (and the targets of the CC map).
+VOICE_CONTROLS: tuple[ArgSpec, ...] = (
+    ArgSpec("temperature", "float", min=0.05, max=5.0,
+            doc="sampling temperature: low is safe and repetitive, high is adventurous"),
+    ArgSpec("top_k", "int", min=0, max=512,
+            doc="sample only among the k most likely tokens (0 = off)"),
+    ArgSpec("top_p", "float", min=0.01, max=1.0,
+            doc="sample only among the most likely tokens whose probabilities add up to p"),
+    ArgSpec("velocity", "int", min=1, max=127, doc="MIDI velocity of generated notes"),
+    ArgSpec("channel", "int", min=1, max=16, doc="MIDI channel of generated notes"),
+    ArgSpec("length", "int", min=0, max=64, unit="bars",
+            doc="length of an answer, in bars (0 = as long as the call)"),
+    ArgSpec("greedy", "bool", doc="always pick the most likely token (ignores temperature)"),
+    ArgSpec("mode", "str", choices=MODE_CHOICES,
+            doc="what the voice does with played notes: answer, continuous or follow"),
+    ArgSpec("answer_on", "str", choices=("beat", "bar"),
+            doc="an answer starts on the next beat or on the next bar"),
+    ArgSpec("program", "int", min=-1, max=127, doc="MIDI program sent when the voice starts "
+                                                   "(-1 = none)"),
+    ArgSpec("velocity_spread", "int", min=0, max=63,
+            doc="random velocity offset, up to ± this much (velocity range)"),
+    ArgSpec("humanize_ms", "float", min=0, max=50, unit="ms",
+            doc="timing humanisation: each note-on is late by up to about this much"),
+    ArgSpec("transpose", "int", min=-48, max=48, unit="semitones", doc="transposition"),
+    ArgSpec("low", "int", min=0, max=127, doc="lowest pitch played (MIDI number)"),
+    ArgSpec("high", "int", min=0, max=127, doc="highest pitch played (MIDI number)"),
+    ArgSpec("key", "str", choices=KEY_CHOICES,
+            doc="tonic of the scale constraint: C, F#, Bb, ...; empty = the seed's key"),
+    ArgSpec("scale", "str", choices=SCALE_CHOICES,
+            doc="scale constraint: major, minor, dorian, mixolydian, pentatonic, "
+                "minor_pentatonic, blues, chromatic; empty = none"),
+    ArgSpec("density", "int", min=0, max=64, unit="notes per bar",
+            doc="most notes started per bar (0 = no limit)"),
+)
+
 COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
     CommandSpec("ping", "Check that the daemon answers.",
                 result='{"pong": true, "time": <daemon monotonic clock, seconds>}'),
     CommandSpec("status", "Report what the daemon is doing: playing or not, controls, model.",
                 result="the daemon's state (fields listed in docs/protocol.md)"),
-    CommandSpec("start", "Start continuous generation."),
-    CommandSpec("stop", "Stop playing; every sounding note gets its note-off."),
+    CommandSpec("start", "Start continuous generation.", args=(VOICE_ARG,)),
+    CommandSpec("stop", "Stop playing; every sounding note gets its note-off.", args=(VOICE_ARG,)),
     CommandSpec("set", "Change generation controls; give at least one.", at_least_one=True, args=(
         ArgSpec("tempo", "float", min=20, max=300, unit="BPM", doc="playback tempo"),
-        ArgSpec("temperature", "float", min=0.05, max=5.0,
-                doc="sampling temperature: low is safe and repetitive, high is adventurous"),
-        ArgSpec("top_k", "int", min=0, max=512,
-                doc="sample only among the k most likely tokens (0 = off)"),
-        ArgSpec("top_p", "float", min=0.01, max=1.0,
-                doc="sample only among the most likely tokens whose probabilities add up to p"),
-        ArgSpec("velocity", "int", min=1, max=127, doc="MIDI velocity of generated notes"),
-        ArgSpec("channel", "int", min=1, max=16, doc="MIDI channel of generated notes"),
-        ArgSpec("length", "int", min=1, max=64, unit="bars", doc="length of an answer, in bars"),
-        ArgSpec("greedy", "bool", doc="always pick the most likely token (ignores temperature)"),
+        *VOICE_CONTROLS,
+        VOICE_ARG,
     )),
     CommandSpec("seed", "Give the model a phrase to continue.", args=(
         ArgSpec("notes", "notes", required=True, min=1, max=MAX_SEED_NOTES, unit="notes",
                 doc="the phrase: note objects {pitch, start, duration}"),
         ArgSpec("play", "bool", default=True, doc="answer the seed at once"),
+        VOICE_ARG,
     )),
     CommandSpec("panic", "All notes off, now."),
     CommandSpec("shutdown", "Stop the daemon."),
+    CommandSpec("clock", "Choose the clock source, clock output and transport.", args=(
+        ArgSpec("source", "str", choices=("internal", "midi"),
+                doc="internal (riffd keeps time) or midi (follow MIDI clock on riffd:in)"),
+        ArgSpec("out", "bool", doc="send MIDI clock (24 per quarter) on riffd:out"),
+        ArgSpec("transport", "str", choices=("start", "stop", "continue"),
+                doc="send MIDI start, stop or continue with the clock"),
+        ArgSpec("beats_per_bar", "int", min=1, max=16, doc="meter: beats per bar"),
+    ), result='{"clock": {...}, "clock_out": {...}, "clock_in": {...}}'),
+    CommandSpec("add_voice", "Add a voice with its own model, mode, channel and controls.", args=(
+        ArgSpec("name", "str", required=True, doc="a new voice name"),
+        ArgSpec("model", "str", doc="checkpoint path; default: the bundled melody model"),
+        *VOICE_CONTROLS,
+    )),
+    CommandSpec("remove_voice", "Remove a voice; its notes end.", args=(
+        ArgSpec("name", "str", required=True, doc="the voice's name"),
+    )),
+    CommandSpec("load_model", "Replace a voice's model at the next bar line, without a gap.",
+                args=(
+        ArgSpec("path", "str", required=True, doc="checkpoint (.safetensors) to load"),
+        VOICE_ARG,
+    ), result='{"voice": name, "model": path, "family": ..., "takes_effect": "next bar"}'),
+    CommandSpec("list_models", "List the checkpoints in the model directories.",
+                result='{"models": [{"path", "name", "family", "metrics"}, ...]}'),
+    CommandSpec("map_cc", "Map a MIDI CC number on riffd:in to a voice control.", args=(
+        ArgSpec("cc", "int", required=True, min=0, max=119, doc="controller number"),
+        ArgSpec("control", "str", required=True, doc="a control of `set` (temperature, ...)"),
+        VOICE_ARG,
+        ArgSpec("channel", "int", min=0, max=16, default=0,
+                doc="MIDI channel the CC comes on (0 = any)"),
+    )),
+    CommandSpec("learn", "Map the next CC that moves on riffd:in to a control.", args=(
+        ArgSpec("control", "str", required=True, doc="a control of `set` (temperature, ...)"),
+        VOICE_ARG,
+    )),
+    CommandSpec("record", "Start or stop recording to a MIDI file.", args=(
+        ArgSpec("action", "str", required=True, choices=("start", "stop"),
+                doc="start or stop"),
+        ArgSpec("path", "str", doc="file to write (start; default: a new file in the "
+                                   "recordings folder)"),
+    ), result='{"recording": bool, "path": ..., "notes": N}'),
 )}
-
 
 @dataclass(frozen=True)
 class EventSpec:
@@ -155,6 +231,9 @@ EVENTS: dict[str, EventSpec] = {e.name: e for e in (
     EventSpec("state", ("state",), "The daemon changed state: \"playing\", \"stopped\", ..."),
     EventSpec("error", ("message",), "Something went wrong outside a request "
                                      "(a model step, a port)."),
+    EventSpec("model", ("voice", "model"), "A voice switched to another model (at a bar line)."),
+    EventSpec("learned", ("cc", "control"), "`learn` bound a moving CC to a control."),
+    EventSpec("transport", ("transport",), "MIDI start, stop or continue arrived on riffd:in."),
 )}
 
 
@@ -271,6 +350,12 @@ def _check_value(cmd: str, where: str, spec: ArgSpec, value: Any) -> Any:
         if not isinstance(value, bool):
             raise bad()
         return value
+    if spec.type == "str":
+        if not isinstance(value, str) or len(value) > MAX_STRING_CHARS:
+            raise bad()
+        if spec.choices is not None and value not in spec.choices:
+            raise bad()
+        return value
     if spec.type == "notes":
         if not isinstance(value, list):
             raise bad()
@@ -322,6 +407,10 @@ def expectation(spec: ArgSpec) -> str:
     """What a valid value looks like, in words: ``"a number between 20 and 300 BPM"``."""
     if spec.type == "bool":
         return "true or false"
+    if spec.type == "str":
+        if spec.choices is not None:
+            return "one of " + ", ".join(_show(c) for c in spec.choices)
+        return f"a string of at most {MAX_STRING_CHARS} characters"
     unit = f" {spec.unit}" if spec.unit else ""
     if spec.type == "notes":
         return f"a list of {_num(spec.min)} to {_num(spec.max)}{unit}"

@@ -107,10 +107,23 @@ class Scheduler:
         _check(channel, pitch, velocity)
         self._push(at_s, NOTE_ON, channel, pitch, velocity, tag)
 
-    def schedule_off(self, at_s: float, channel: int, pitch: int) -> None:
-        """Queue a note-off at monotonic time ``at_s`` (seconds); channel 1..16."""
+    def schedule_off(self, at_s: float, channel: int, pitch: int, tag=None) -> None:
+        """Queue a note-off at monotonic time ``at_s`` (seconds); channel 1..16. ``tag`` names
+        the owner (a voice) for :meth:`cancel_pending`."""
         _check(channel, pitch)
-        self._push(at_s, NOTE_OFF, channel, pitch, 0, None)
+        self._push(at_s, NOTE_OFF, channel, pitch, 0, tag)
+
+    def send_message(self, message, at_s: float | None = None) -> None:
+        """Hand one non-note message (program change, CC) to the port now, to sound at ``at_s``
+        (monotonic seconds; None = as soon as possible)."""
+        with self._wake:
+            self._send_raw(list(message), at_s, None)
+
+    def safe_time(self) -> float:
+        """The earliest time (monotonic seconds) at which a note-off cannot overtake a note-on
+        already handed to the port."""
+        with self._lock:
+            return max(time.monotonic(), self._horizon) + 0.0005
 
     def _push(self, at_s, kind, channel, pitch, velocity, tag) -> None:
         with self._wake:
@@ -119,16 +132,21 @@ class Scheduler:
             if self._heap[0] is item:
                 self._wake.notify()  # new earliest event: re-plan the sleep
 
-    def cancel_pending(self) -> None:
+    def cancel_pending(self, tag=None) -> None:
         """Drop queued note-ons not yet sent, and the note-offs that would have ended them.
 
         Notes already sounding keep their earliest pending note-off; a sounding note with none
-        keeps sounding until its off arrives or :meth:`all_notes_off`.
+        keeps sounding until its off arrives or :meth:`all_notes_off`. With ``tag`` only the
+        events of that owner (a voice) are touched.
         """
         with self._wake:
-            offs = sorted(item for item in self._heap if item[1] == NOTE_OFF)
-            keep = []
+            mine = [item for item in self._heap if tag is None or item[6] == tag]
+            keep = [item for item in self._heap if tag is not None and item[6] != tag]
+            offs = sorted(item for item in mine if item[1] == NOTE_OFF)
             budget = collections.Counter(self._sounding)
+            for item in keep:
+                if item[1] == NOTE_OFF:
+                    budget[(item[3], item[4])] -= 1
             for item in offs:
                 key = (item[3], item[4])
                 if budget[key] > 0:
@@ -212,7 +230,7 @@ class Scheduler:
                 "value": value, "at": at, "tag": None}
 
     def _send_raw(self, message, at, now) -> bool:
-        if now is not None and now > at - self.ports.latency_s + LATE_S:
+        if now is not None and at is not None and now > at - self.ports.latency_s + LATE_S:
             self.late_notes += 1
         try:
             self.ports.send(message, at=at)
@@ -223,7 +241,7 @@ class Scheduler:
             self.errors += 1
             print(f"riffd: scheduler send failed: {exc!r}", file=sys.stderr)
             return False
-        if at > self._horizon:
+        if at is not None and at > self._horizon:
             self._horizon = at
         return True
 

@@ -1,9 +1,15 @@
-"""The daemon's settings: a TOML file (configs/serve.toml) with command-line overrides."""
+"""The daemon's settings: a TOML file (configs/serve.toml) with command-line overrides.
+
+``[serve]`` holds the daemon's keys (all optional). ``[[voice]]`` tables declare voices (each
+with ``name``, ``model`` and any control of ``set``: mode, channel, program, temperature, ...);
+without them the daemon has one voice, ``main``, built from ``[serve]``. ``[cc]`` maps controls
+to CC numbers: ``temperature = 21`` or ``"bass.temperature" = 22`` (voice.control).
+"""
 from __future__ import annotations
 
 import tomllib
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 
@@ -30,6 +36,21 @@ class ServeConfig:
     greedy: bool = False
     lookahead_s: float = 0.15               # how far ahead the voice generates, seconds
     threads: int = 1                        # torch CPU threads (more are not faster here)
+    mode: str = "answer"                    # answer | continuous | follow (the default voice)
+    answer_on: str = "beat"                 # an answer starts on the next beat | bar
+    phrase_end: str = "silence"             # a played phrase ends on silence | bar (line)
+    beats_per_bar: int = 4                  # meter
+    clock_source: str = "internal"          # internal | midi (follow MIDI clock on riffd:in)
+    clock_out: bool = True                  # send MIDI clock on riffd:out (internal source)
+    model_dirs: list = field(default_factory=lambda: ["runs", "models"])  # for list_models
+    record_dir: str = "recordings"          # where `record start` writes without a path
+    monitor: bool = False                   # play generated notes through a pyo synth (JACK)
+    voices: list = field(default_factory=list)     # [[voice]] tables
+    cc: dict = field(default_factory=dict)         # [cc] table: control -> CC number
+
+
+CHOICES = {"mode": ("answer", "continuous", "follow"), "answer_on": ("beat", "bar"),
+           "phrase_end": ("silence", "bar"), "clock_source": ("internal", "midi")}
 
 
 def load_serve_config(path: str | Path | None) -> ServeConfig:
@@ -44,8 +65,25 @@ def load_serve_config(path: str | Path | None) -> ServeConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ServeConfigError(f"{path} is not valid TOML: {exc}") from None
     table = document.get("serve", {})
+    unknown_tables = sorted(set(document) - {"serve", "voice", "cc"})
+    if unknown_tables:
+        raise ServeConfigError(f"{path}: unknown table [{unknown_tables[0]}]; a serve config has "
+                               f"[serve], [[voice]] and [cc]")
+    voices = document.get("voice", [])
+    if not isinstance(voices, list) or not all(isinstance(v, dict) for v in voices):
+        raise ServeConfigError(f"{path}: voices are [[voice]] tables (an array of tables)")
+    for i, v in enumerate(voices):
+        if not isinstance(v.get("name"), str) or not v["name"]:
+            raise ServeConfigError(f"{path}: [[voice]] number {i + 1} needs a name = \"...\"")
+    cfg.voices = voices
+    cc = document.get("cc", {})
+    for control, number in cc.items():
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 119:
+            raise ServeConfigError(f"{path}: [cc] {control} must be a CC number 0..119, "
+                                   f"got {number!r}")
+    cfg.cc = cc
     hints = typing.get_type_hints(ServeConfig)
-    known = {f.name for f in fields(ServeConfig)}
+    known = {f.name for f in fields(ServeConfig)} - {"voices", "cc"}
     for key, value in table.items():
         if key not in known:
             raise ServeConfigError(f"{path}: [serve] has no key {key!r}; known keys: "
@@ -56,5 +94,8 @@ def load_serve_config(path: str | Path | None) -> ServeConfig:
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ServeConfigError(f"{path}: [serve] {key} must be {expected.__name__}, "
                                    f"got {value!r}")
+        if key in CHOICES and value not in CHOICES[key]:
+            raise ServeConfigError(f"{path}: [serve] {key} must be one of "
+                                   f"{', '.join(CHOICES[key])}, got {value!r}")
         setattr(cfg, key, value)
     return cfg

@@ -1,36 +1,54 @@
-"""The daemon: model, MIDI ports, scheduler, voice, phrase captor and control server.
+"""The daemon: clock, MIDI ports, scheduler, voices, MIDI clock, phrase captor, CC map,
+recorder, optional monitor synth, and the ZeroMQ control server.
 
-``Riffd.run()`` starts every role's thread, waits for SIGINT, SIGTERM or ``shutdown``,
-then stops them in reverse order: voice, scheduler (every sounding note off), ports
-(closed and deleted), control sockets.
+``Riffd.run()`` starts every role, waits for SIGINT, SIGTERM or ``shutdown``, then stops them
+in reverse order: control, MIDI input, captor, clock out (a Stop goes out), voices (their notes
+end), scheduler (every sounding note off), monitor, ports (closed and deleted).
+
+Commands are routed by name through ``self.routes`` (``name -> fn(cmd, args) -> dict``); an
+optional role adds its own with one line, e.g.
+``self.routes.update(dict.fromkeys(AUDIO_COMMANDS, audio.handle))``.
+
+Threads: the control thread runs the command handlers; MIDI input arrives on the port's
+dispatcher thread (:meth:`Riffd._on_input` only routes it); phrases and played notes come from
+the captor thread; each voice generates on its own thread; pulses go out on the clock-out thread.
 """
 from __future__ import annotations
 
+import datetime
 import logging
 import signal
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, replace
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 
+from daemon.cc_map import CCMap
+from daemon.clock import Clock
 from daemon.control import ControlServer
-from daemon.midi_ports import MidiPortError, open_midi_ports
+from daemon.midi_clock import ClockIn, ClockOut
+from daemon.midi_ports import open_midi_ports
 from daemon.phrase_capture import PhraseCaptor, PlayedNote
 from daemon.protocol import PROTOCOL_VERSION, ProtocolError
+from daemon.recorder import Recorder
 from daemon.scheduler import Scheduler
 from daemon.serve_config import ServeConfig
-from daemon.voice import ANSWERING, IDLE, MelodyVoice, VoiceSettings
+from daemon.voice import ANSWERING, IDLE, PREPARE_S, Voice, VoiceSettings, check_settings
+from daemon.voices import (VoiceSet, list_models, load_voice_generator, make_voice,
+                           split_controls)
+from engine.checkpoint import CheckpointError
 from engine.key_finding import estimate_key
-from engine.loading import load_generator
 from engine.melody_representation import Note
 
 log = logging.getLogger(__name__)
 
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "greedy")
-VOICE_KEYS = {"tempo": "tempo", "velocity": "velocity", "channel": "channel",
-              "length": "length_bars"}
+FOLLOW_NOTES = 16                 # played notes that condition a follow voice
+BAR_END_EARLY_S = 0.04            # a bar-ended phrase is closed this early, so the answer
+                                  # can start on the bar line itself
 
 
 class Riffd:
@@ -40,15 +58,28 @@ class Riffd:
         self.cfg = cfg
         self._shutdown = threading.Event()
         self.started_at = time.monotonic()
-        self.generator = None
+        self.clock = Clock(cfg.tempo, cfg.beats_per_bar, cfg.clock_source)
+        self.voices = VoiceSet()
+        self.cc_map = CCMap()
+        self.recorder = Recorder(self.clock)
+        self.clock_in = ClockIn(self.clock, on_transport=self._on_transport)
         self.ports = None
         self.scheduler: Scheduler | None = None
-        self.voice: MelodyVoice | None = None
+        self.clock_out: ClockOut | None = None
         self.captor: PhraseCaptor | None = None
         self.control: ControlServer | None = None
+        self.monitor = None
         self.port_errors = 0
+        self.routes = {
+            "status": lambda cmd, args: self.status(), "start": self._start, "stop": self._stop,
+            "panic": self._panic, "set": self._set, "seed": self._seed,
+            "shutdown": self._shutdown_cmd, "clock": self._clock, "add_voice": self._add_voice,
+            "remove_voice": self._remove_voice, "load_model": self._load_model,
+            "list_models": self._list_models, "map_cc": self._map_cc, "learn": self._learn,
+            "record": self._record,
+        }
 
-    # -- lifecycle --------------------------------------------------------------------
+    # -- lifecycle --------------------------------------------------------------------------
     def request_shutdown(self, *_args) -> None:
         self._shutdown.set()
 
@@ -56,48 +87,89 @@ class Riffd:
         """Serve until shutdown; returns the exit status (0 after a clean stop)."""
         cfg = self.cfg
         torch.set_num_threads(max(1, cfg.threads))
+        torch.backends.mkldnn.enabled = False   # oneDNN slows batch-1 steps on the CPU
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self.request_shutdown)
             signal.signal(signal.SIGTERM, self.request_shutdown)
         with ExitStack() as stack:
-            self.generator = load_generator(cfg.model or None, cfg.device)
-            if self.generator.device.type == "cpu":
-                # oneDNN slows single-step LSTM inference several times at batch 1
-                torch.backends.mkldnn.enabled = False
-            self.generator.settings = replace(self.generator.settings,
-                                              **{k: getattr(cfg, k) for k in SAMPLING_KEYS})
+            specs = self._voice_specs()
+            # models first: a bad checkpoint is reported before any port is opened
+            generators = [load_voice_generator(spec.get("model"), cfg.device) for spec in specs]
             self.ports = open_midi_ports(cfg.midi_api, cfg.client_name)
             stack.callback(self.ports.close)
+            if cfg.monitor:
+                from daemon.monitor import MonitorSynth
+                self.monitor = MonitorSynth(f"{cfg.client_name}-monitor").start()
+                stack.callback(self.monitor.stop)
             self.scheduler = Scheduler(self.ports, on_event=self._on_midi_event)
             self.scheduler.start()
             stack.callback(self.scheduler.stop)          # every sounding note off
-            self.voice = MelodyVoice(
-                self.generator, self.scheduler,
-                VoiceSettings(channel=cfg.channel, velocity=cfg.velocity, tempo=cfg.tempo,
-                              length_bars=cfg.length_bars),
-                on_state=lambda data: self._publish("state", data),
-                lookahead_s=cfg.lookahead_s)
-            self.voice.start()
-            stack.callback(self.voice.stop)
-            self.captor = PhraseCaptor(self._on_phrase, cfg.silence_s, on_note=self._on_played_note)
+            for spec, generator in zip(specs, generators):
+                self._add(spec, generator)
+            stack.callback(self._stop_voices)
+            if cfg.clock_out and cfg.clock_source == "internal":
+                self._start_clock_out()
+            stack.callback(self._stop_clock_out)
+            for control, number in cfg.cc.items():
+                voice, _, name = control.rpartition(".")
+                self.cc_map.bind(number, name, voice or None)
+            end_at = self._bar_end if cfg.phrase_end == "bar" else None
+            self.captor = PhraseCaptor(self._on_phrase, cfg.silence_s,
+                                       on_note=self._on_played_note, end_at=end_at)
             self.captor.start()
             stack.callback(self.captor.stop)
-            self.ports.set_input_callback(self.captor.feed)
+            self.ports.set_input_callback(self._on_input)
             stack.callback(self.ports.set_input_callback, None)
             self.control = ControlServer(self.handle, cfg.control, cfg.events)
             self.control.start()
             stack.callback(self.control.stop)
-            log.info("riffd ready: model %s on %s; MIDI %s / %s (%s); control %s; events %s",
-                     self.model_name(), self.generator.device, self.ports.out_port_name,
-                     self.ports.in_port_name, self.ports.api, self.control.router_address,
+            log.info("riffd ready: voices %s; MIDI %s / %s (%s); clock %s at %.1f BPM; "
+                     "control %s; events %s", ", ".join(self.voices.names()),
+                     self.ports.out_port_name, self.ports.in_port_name, self.ports.api,
+                     cfg.clock_source, self.clock.tempo, self.control.router_address,
                      self.control.pub_address)
             if ready is not None:
                 ready.set()
             while not self._shutdown.wait(0.25):
                 self._watch_ports()
             log.info("riffd stopping")
+            if self.recorder.recording:
+                log.info("recording written: %s", self.recorder.stop()["path"])
         log.info("riffd stopped cleanly")
         return 0
+
+    def _voice_specs(self) -> list[dict]:
+        """[[voice]] tables, or one voice "main" from [serve]; ``--model`` sets the first one's."""
+        cfg = self.cfg
+        if cfg.voices:
+            specs = [dict(v) for v in cfg.voices]
+            if cfg.model:
+                specs[0]["model"] = cfg.model
+            return specs
+        return [{"name": "main", "model": cfg.model, "channel": cfg.channel,
+                 "velocity": cfg.velocity, "length": cfg.length_bars, "mode": cfg.mode,
+                 "answer_on": cfg.answer_on, **{k: getattr(cfg, k) for k in SAMPLING_KEYS}}]
+
+    def _add(self, spec: dict, generator=None) -> Voice:
+        defaults = VoiceSettings(answer_on=self.cfg.answer_on)
+        voice = make_voice(spec, self.scheduler, self.clock, self.cfg.device, self._publish,
+                           self.cfg.lookahead_s, defaults, generator)
+        self.voices.add(voice)
+        voice.start()
+        return voice
+
+    def _stop_voices(self) -> None:
+        for voice in self.voices.select(None):
+            voice.stop()
+
+    def _start_clock_out(self) -> None:
+        if self.clock_out is None:
+            self.clock_out = ClockOut(self.ports, self.clock).start()
+
+    def _stop_clock_out(self) -> None:
+        if self.clock_out is not None:
+            self.clock_out.stop()
+            self.clock_out = None
 
     def _watch_ports(self) -> None:
         """Say once, clearly, when the MIDI system went away; keep serving control."""
@@ -108,91 +180,282 @@ class Riffd:
             log.error(message)
             self._publish("error", {"message": message})
 
-    # -- callbacks from other threads --------------------------------------------------
+    # -- callbacks from other threads ---------------------------------------------------------
     def _publish(self, event: str, data: dict) -> None:
         if self.control is not None:
             self.control.publish(event, data)
 
     def _on_midi_event(self, event: dict) -> None:
+        """Scheduler thread: a note went out."""
         kind = event.get("type")
-        if kind in ("note_on", "note_off"):
-            self._publish(kind, {k: v for k, v in event.items() if k not in ("type", "tag")})
+        if kind not in ("note_on", "note_off"):
+            return
+        status = (0x90 if kind == "note_on" else 0x80) | (event["channel"] - 1)
+        self.recorder.add(event.get("tag") or "riffd",
+                          [status, event["pitch"], event["velocity"]], event["at"])
+        if self.monitor is not None:
+            self.monitor.on_event(event)
+        data = {k: v for k, v in event.items() if k not in ("type", "tag")}
+        data["voice"] = event.get("tag")
+        self._publish(kind, data)
+
+    def _on_input(self, message: list, time_s: float) -> None:
+        """MIDI-in dispatcher thread: route one message; never blocks."""
+        if not message:
+            return
+        status = message[0]
+        if status >= 0xF8 or status in (0xF2, 0xFA, 0xFB, 0xFC):
+            self.clock_in.feed(message, time_s)
+            return
+        kind = status & 0xF0
+        if kind in (0x80, 0x90, 0xB0):
+            self.recorder.add("input", message, time_s)
+        if kind == 0xB0:
+            changes, learned = self.cc_map.handle(message)
+            if learned is not None:
+                self._publish("learned", {"cc": learned.cc, "control": learned.control,
+                                          "voice": learned.voice, "channel": learned.channel})
+            for voice_name, control, value in changes:
+                try:
+                    self._configure(voice_name, {control: value})
+                except (KeyError, ValueError) as exc:
+                    self._publish("error", {"message": f"CC {message[1]}: {exc}"})
+        elif kind in (0x80, 0x90):
+            self.captor.feed(message, time_s)
+
+    def _on_transport(self, what: str) -> None:
+        """MIDI start/stop/continue on riffd:in (followed when the clock source is midi)."""
+        self._publish("transport", {"transport": what})
+        if self.clock.source != "midi":
+            return
+        for voice in self.voices.select(None):
+            if what == "stop":
+                voice.halt()
+            elif voice.settings.mode == "continuous":
+                voice.play()
+
+    def _beats(self, played: list[PlayedNote]) -> list[Note]:
+        origin = self.clock.beat_at(played[0].on_s)
+        return [Note(n.pitch, self.clock.beat_at(n.on_s) - origin,
+                     max(self.clock.beat_at(n.off_s) - self.clock.beat_at(n.on_s), 0.01))
+                for n in played]
 
     def _on_played_note(self, pitch: int, velocity: int, time_s: float) -> None:
-        # the musician takes over: an answer in progress stops
-        if self.voice is not None and self.voice.mode == ANSWERING:
-            self.voice.halt()
+        """Captor thread: a key went down."""
+        for voice in self.voices.select(None):
+            if voice.settings.mode == "follow":
+                voice.follow(self._beats(self.captor.recent(FOLLOW_NOTES)))
+            elif voice.settings.mode == "answer" and voice.mode == ANSWERING:
+                voice.halt()                       # the musician takes over
 
-    def _on_phrase(self, played: list[PlayedNote]) -> None:
-        seconds_per_beat = 60.0 / self.voice.settings.tempo
-        origin = played[0].on_s
-        notes = [Note(n.pitch, (n.on_s - origin) / seconds_per_beat,
-                      max(n.off_s - n.on_s, 0.01) / seconds_per_beat) for n in played]
+    def _bar_end(self, last_activity_s: float) -> float:
+        return self.clock.time_at(self.clock.next_bar(last_activity_s)) - BAR_END_EARLY_S
+
+    def _on_phrase(self, played: list[PlayedNote], end_s: float) -> None:
+        """Captor thread: a phrase ended at ``end_s``; answer voices answer on the next beat
+        (or bar) of the clock."""
+        notes = self._beats(played)
         key = estimate_key(notes)
         self._publish("phrase", {"notes": [_note_dict(n) for n in notes], "key": key.name,
-                                 "source": "midi"})
-        log.info("phrase of %d notes in %s: answering", len(notes), key.name)
-        self.voice.answer(notes)
+                                 "source": "midi", "end": end_s})
+        earliest = max(end_s, time.monotonic() + PREPARE_S)
+        for voice in self.voices.select(None):
+            if voice.settings.mode != "answer":
+                continue
+            unit = self.clock.beats_per_bar if voice.settings.answer_on == "bar" else 1.0
+            start = self.clock.next_beat(earliest, unit)
+            log.info("phrase of %d notes in %s: %s answers from beat %.2f", len(notes),
+                     key.name, voice.name, start)
+            voice.answer(notes, start_beat=start)
 
-    # -- control ---------------------------------------------------------------------------
+    # -- control ------------------------------------------------------------------------------
     def handle(self, cmd: str, args: dict) -> dict:
-        """Map one validated control command to the daemon (runs on the control thread)."""
-        voice = self.voice
-        if cmd == "ping":
-            return {"pong": True, "time": time.monotonic()}
-        if cmd == "status":
-            return self.status()
-        if cmd == "start":
-            voice.play()
-            return {"playing": True}
-        if cmd == "stop":
-            voice.halt()
-            return {"playing": False}
-        if cmd == "panic":
-            voice.halt()
-            self.scheduler.all_notes_off()
-            return {"sounding": 0}
-        if cmd == "set":
-            changes = {VOICE_KEYS.get(k, k): v for k, v in args.items()}
-            voice.configure(**changes)
-            return {"changed": sorted(args)}
-        if cmd == "seed":
-            notes = [Note(n["pitch"], n["start"], n["duration"]) for n in args["notes"]]
-            key = estimate_key(notes)
-            (voice.answer if args["play"] else voice.prime)(notes)
-            self._publish("phrase", {"notes": args["notes"], "key": key.name, "source": "control"})
-            return {"notes": len(notes), "key": key.name, "playing": args["play"]}
-        if cmd == "shutdown":
-            self.request_shutdown()
-            return {"stopping": True}
-        raise ProtocolError("unknown_command", f"command {cmd!r} is not handled by this daemon")
+        """Route one validated control command (runs on the control thread)."""
+        route = self.routes.get(cmd)
+        if route is None:
+            raise ProtocolError("unknown_command", f"command {cmd!r} is not handled by this daemon")
+        try:
+            return route(cmd, args)
+        except KeyError as exc:                     # an unknown voice
+            raise ProtocolError("bad_args", f"{cmd}: {exc.args[0]}") from None
+        except ValueError as exc:                   # a value the spec tables cannot check
+            raise ProtocolError("bad_args", f"{cmd}: {exc}") from None
 
-    def model_name(self) -> str:
-        return self.generator.metadata.get("name", str(self.generator.path))
+    def _start(self, cmd, args) -> dict:
+        voices = self.voices.select(args.get("voice"))
+        for voice in voices:
+            voice.play()
+        if self.clock_out is not None and self.clock_out.transport != "playing":
+            self.clock_out.send_transport("start")
+        return {"playing": True, "voices": [v.name for v in voices]}
+
+    def _stop(self, cmd, args) -> dict:
+        for voice in self.voices.select(args.get("voice")):
+            voice.halt()
+        if args.get("voice") is None and self.clock_out is not None:
+            self.clock_out.send_transport("stop")
+        return {"playing": False}
+
+    def _panic(self, cmd, args) -> dict:
+        for voice in self.voices.select(None):
+            voice.halt()
+        self.scheduler.all_notes_off()
+        return {"sounding": 0}
+
+    def _set(self, cmd, args) -> dict:
+        args = dict(args)
+        voice_name = args.pop("voice", None)
+        changed = sorted(args)
+        if "tempo" in args:
+            tempo = args.pop("tempo")
+            if self.clock.source == "midi":
+                raise ProtocolError("unavailable", "the tempo follows MIDI clock in; switch to "
+                                                   "the internal clock first: clock source=internal")
+            self.clock.set_tempo(tempo)
+        if args:
+            self._configure(voice_name, args)
+        return {"changed": changed}
+
+    def _configure(self, voice_name: str | None, controls: dict) -> None:
+        """Check then apply protocol-named controls to one voice or all (any thread)."""
+        voice_fields, sampling = split_controls(controls)
+        voices = self.voices.select(voice_name)
+        for voice in voices:
+            check_settings(replace(voice.settings, **voice_fields))
+        for voice in voices:
+            voice.configure(**voice_fields, **sampling)
+
+    def _seed(self, cmd, args) -> dict:
+        voice = self.voices.get(args.get("voice"))
+        notes = [Note(n["pitch"], n["start"], n["duration"]) for n in args["notes"]]
+        key = estimate_key(notes)
+        if args["play"]:
+            voice.answer(notes)
+        else:
+            voice.prime(notes)
+        self._publish("phrase", {"notes": args["notes"], "key": key.name, "source": "control"})
+        return {"notes": len(notes), "key": key.name, "playing": args["play"],
+                "voice": voice.name}
+
+    def _shutdown_cmd(self, cmd, args) -> dict:
+        self.request_shutdown()
+        return {"stopping": True}
+
+    def _clock(self, cmd, args) -> dict:
+        if "beats_per_bar" in args:
+            self.clock.beats_per_bar = args["beats_per_bar"]
+        if "source" in args and args["source"] != self.clock.source:
+            self.clock.source = args["source"]
+            if args["source"] == "midi":
+                self._stop_clock_out()
+                self.clock.running = False
+            else:
+                self.clock.running = True
+                if self.cfg.clock_out and args.get("out", True):
+                    self._start_clock_out()
+        if "out" in args:
+            if args["out"] and self.clock.source == "internal":
+                self._start_clock_out()
+            elif not args["out"]:
+                self._stop_clock_out()
+        if "transport" in args:
+            if self.clock_out is None:
+                raise ProtocolError("unavailable", "MIDI clock out is off; turn it on with "
+                                                   "clock out=true (internal source)")
+            self.clock_out.send_transport(args["transport"])
+        return self._clock_status()
+
+    def _clock_status(self) -> dict:
+        return {"clock": self.clock.status(),
+                "clock_out": self.clock_out.status() if self.clock_out else {"enabled": False},
+                "clock_in": self.clock_in.status()}
+
+    def _add_voice(self, cmd, args) -> dict:
+        try:
+            voice = self._add(dict(args))
+        except (CheckpointError, OSError) as exc:
+            raise ProtocolError("bad_args", f"add_voice: cannot load the model: {exc}") from None
+        return voice.status()
+
+    def _remove_voice(self, cmd, args) -> dict:
+        voice = self.voices.remove(args["name"])
+        voice.stop()
+        return {"removed": voice.name, "voices": self.voices.names()}
+
+    def _load_model(self, cmd, args) -> dict:
+        voice = self.voices.get(args.get("voice"))
+        old = voice.generator
+        try:
+            generator = load_voice_generator(args["path"], self.cfg.device)
+        except (CheckpointError, OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ProtocolError("bad_args", f"load_model: cannot load {args['path']}: {exc}; "
+                                            f"voice {voice.name} keeps playing {old.path}"
+                                ) from None
+        voice.swap(generator)
+        return {"voice": voice.name, "model": str(generator.path), "family": generator.family,
+                "metrics": generator.metadata.get("metrics", {}),
+                "takes_effect": "now" if voice.mode == IDLE else "next bar",
+                "next_bar": self.clock.next_bar(time.monotonic() + voice.lookahead_s)}
+
+    def _list_models(self, cmd, args) -> dict:
+        folders = list(self.cfg.model_dirs)
+        for voice in self.voices.select(None):
+            folders.append(Path(voice.generator.path).parent)
+        return {"models": list_models(folders)}
+
+    def _map_cc(self, cmd, args) -> dict:
+        if args.get("voice") is not None:
+            self.voices.get(args["voice"])
+        binding = self.cc_map.bind(args["cc"], args["control"], args.get("voice"),
+                                   args.get("channel", 0))
+        return {"binding": vars(binding)}
+
+    def _learn(self, cmd, args) -> dict:
+        if args.get("voice") is not None:
+            self.voices.get(args["voice"])
+        self.cc_map.learn(args["control"], args.get("voice"))
+        return {"learning": args["control"]}
+
+    def _record(self, cmd, args) -> dict:
+        if args["action"] == "start":
+            path = args.get("path")
+            if not path:
+                stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+                path = Path(self.cfg.record_dir) / f"riffd-{stamp}.mid"
+            return {"recording": True, "path": str(self.recorder.start(path))}
+        return {"recording": False, **self.recorder.stop()}
 
     def status(self) -> dict:
-        """The daemon's state for the ``status`` command."""
-        g, v, s = self.generator, self.voice, self.scheduler
-        step_ms = sorted(1000 * t for t in list(v.step_seconds)) or [0.0]
+        """The daemon's state for the ``status`` command: the first voice's fields at the top
+        (as with one voice), every voice under ``voices``."""
+        voices = [v.status() for v in self.voices.select(None)]
+        first = voices[0] if voices else {}
+        s = self.scheduler
         return {
             "protocol": PROTOCOL_VERSION,
-            "model": {"name": self.model_name(), "path": str(g.path), "family": g.family,
-                      "metrics": g.metadata.get("metrics", {})},
-            "device": str(g.device),
-            "tempo": v.settings.tempo,
-            "playing": v.mode != IDLE,
-            "mode": v.mode,
-            "key": v.last_key,
-            "settings": {**asdict(v.settings), **asdict(g.settings)},
+            "model": first.get("model"),
+            "device": str(self.voices.get(None).generator.device) if voices else None,
+            "tempo": self.clock.tempo,
+            "playing": any(v["state"] != IDLE for v in voices),
+            "mode": first.get("state"),
+            "key": first.get("key"),
+            "settings": first.get("settings"),
+            "voices": voices,
+            **self._clock_status(),
+            "cc": self.cc_map.status(),
+            "recording": {"on": self.recorder.recording,
+                          "path": str(self.recorder.path) if self.recorder.path else None},
+            "monitor": {"on": self.monitor is not None,
+                        "notes": self.monitor.notes_played if self.monitor else 0},
             "ports": {"api": self.ports.api, "out": self.ports.out_port_name,
                       "in": self.ports.in_port_name, "alive": self.ports.alive},
             "counters": {"notes_sent": s.notes_sent, "late_notes": s.late_notes,
                          "errors": s.errors + self.port_errors,
                          "sounding": sum(s.sounding().values()),
                          "phrases": self.captor.phrases,
-                         "steps_generated": v.steps_generated,
-                         "step_ms_p50": step_ms[len(step_ms) // 2],
-                         "step_ms_p99": step_ms[min(len(step_ms) - 1, round(0.99 * (len(step_ms) - 1)))],
+                         "steps_generated": sum(v["steps_generated"] for v in voices),
+                         "step_ms_p50": first.get("step_ms_p50", 0.0),
+                         "step_ms_p99": first.get("step_ms_p99", 0.0),
                          "requests": self.control.requests,
                          "request_errors": self.control.errors},
             "uptime_s": time.monotonic() - self.started_at,

@@ -1,100 +1,181 @@
-"""A voice: one model generating ahead of time in its own thread, feeding the scheduler.
+"""A voice: one model generating ahead of time in its own thread, placed on the clock's beats.
 
-Time: the voice keeps a cursor in monotonic seconds where its next step will sound,
-and generates while the cursor is less than ``lookahead_s`` ahead of now. Each step
-lasts ``60 / tempo * step_beats`` seconds at the tempo of the moment it is generated.
-Steps (``engine.generator.Step``) become scheduled MIDI: started pitches get a note-on
-(re-struck if sounding), held pitches keep sounding, every other sounding pitch ends.
+Time: the voice keeps a cursor in **beats** where its next step will sound; the clock turns
+beats into monotonic seconds, so every note lands on the beat grid, at the internal tempo or
+on a DAW's MIDI clock. The thread generates while the cursor's time is less than
+``lookahead_s`` ahead of now. Each step lasts ``generator.step_beats`` beats. Steps
+(``engine.generator.Step``) become scheduled MIDI: started pitches get a note-on (re-struck if
+sounding), held pitches keep sounding, every other sounding pitch ends.
+
+Modes (what a played phrase does): ``answer`` (answer a finished phrase from the next beat or
+bar), ``follow`` (each played note re-conditions the model and the voice plays along for a
+bar), ``continuous`` (plays on by itself once started, played phrases are ignored). ``play``
+makes any voice play continuously until ``halt``.
+
+A model swap (:meth:`Voice.swap`) takes effect at the first bar line the cursor reaches: the
+old model's notes end there, the new model is primed with what the voice just played.
 """
 from __future__ import annotations
 
 import collections
+import math
 import queue
+import random
 import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
 from engine.generator import Step
+from engine.melody_generator import Constraints
 from engine.melody_representation import Note
 
-IDLE, ANSWERING, PLAYING = "idle", "answering", "playing"
+IDLE, ANSWERING, PLAYING, FOLLOWING = "idle", "answering", "playing", "following"
+MODES = ("answer", "continuous", "follow")
+ANSWER_ON = ("beat", "bar")
 # After a seed the model first holds the seed's last note or rests; an answer skips up to
-# this many silent steps (one 4/4 bar of 16ths) so that it starts at once.
+# this many silent steps (one 4/4 bar of 16ths) so that it starts on its beat.
 MAX_LEADING_SILENCE_STEPS = 16
+PREPARE_S = 0.03          # an answer or a follow starts no sooner than this after the request
+HISTORY_NOTES = 32        # notes kept to prime a swapped-in model
+
+PITCH_CLASSES = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6,
+                 "Gb": 6, "G": 7, "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
+SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10),
+          "dorian": (0, 2, 3, 5, 7, 9, 10), "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+          "pentatonic": (0, 2, 4, 7, 9), "minor_pentatonic": (0, 3, 5, 7, 10),
+          "blues": (0, 3, 5, 6, 7, 10), "chromatic": tuple(range(12))}
+
+EventCallback = Callable[[str, dict], None]
 
 
 @dataclass(frozen=True)
 class VoiceSettings:
-    """Playback settings: MIDI channel 1–16, velocity 1–127, tempo in BPM, answer length in bars."""
+    """Per-voice playback controls.
+
+    channel 1–16; program 0–127 (-1 = send none); velocity 1–127 with ``velocity_spread``
+    (± uniform, MIDI units); ``humanize_ms`` (timing jitter, standard deviation in ms);
+    ``transpose`` (semitones); ``low``/``high`` (MIDI pitch range); ``key`` ("" = the seed's
+    key, else a tonic like "D" or "Bb") and ``scale`` ("" = none, else a name in SCALES);
+    ``density`` (most note starts per bar, 0 = no limit); ``length_bars`` (answer length,
+    0 = as long as the call); ``mode`` and ``answer_on`` ("beat" | "bar").
+    """
 
     channel: int = 1
+    program: int = -1
     velocity: int = 90
-    tempo: float = 120.0
+    velocity_spread: int = 0
+    humanize_ms: float = 0.0
+    transpose: int = 0
+    low: int = 0
+    high: int = 127
+    key: str = ""
+    scale: str = ""
+    density: int = 0
     length_bars: int = 4
-    beats_per_bar: int = 4
+    mode: str = "answer"
+    answer_on: str = "beat"
 
 
-class MelodyVoice:
-    """Owns a generator (only this thread touches it) and turns its tokens into notes."""
+def check_settings(s: VoiceSettings) -> None:
+    """Raise ValueError naming the bad field and what is allowed."""
+    if s.mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {s.mode!r}")
+    if s.answer_on not in ANSWER_ON:
+        raise ValueError(f"answer_on must be beat or bar, not {s.answer_on!r}")
+    if s.key and s.key not in PITCH_CLASSES:
+        raise ValueError(f"key must be a tonic like C, F#, Bb (or empty for the seed's key), "
+                         f"not {s.key!r}")
+    if s.scale and s.scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)} (or empty), not {s.scale!r}")
+    if not 1 <= s.channel <= 16:
+        raise ValueError(f"channel must be 1..16, not {s.channel}")
+    if s.low > s.high:
+        raise ValueError(f"low ({s.low}) must not be above high ({s.high})")
 
-    def __init__(self, generator, scheduler, settings: VoiceSettings,
-                 on_state: Callable[[dict], None] | None = None, lookahead_s: float = 0.15):
+
+class Voice:
+    """Owns a generator (only this thread touches it) and turns its steps into notes."""
+
+    def __init__(self, name: str, generator, scheduler, clock, settings: VoiceSettings,
+                 on_event: EventCallback | None = None, lookahead_s: float = 0.15,
+                 seed: int | None = None):
+        check_settings(settings)
+        self.name = name
         self.generator = generator
         self.scheduler = scheduler
+        self.clock = clock
         self.settings = settings
         self.lookahead_s = lookahead_s
-        self._on_state = on_state
+        self._on_event = on_event
+        self._rng = random.Random(seed)
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.mode = IDLE
-        self._cursor = 0.0                 # monotonic seconds of the next step
-        self._steps_left = 0
-        self._skip_silence = 0             # leading hold/rest steps an answer may drop
-        self._sounding: dict[int, int] = {}             # pitch → channel of open notes
+        self._cursor = 0.0                 # beats: where the next step sounds
+        self._end_beat = math.inf          # answers/follows stop here
+        self._skip_silence = 0
+        self._sounding: dict[int, int] = {}        # generator pitch → output pitch
+        self._history: collections.deque = collections.deque(maxlen=HISTORY_NOTES)
+        self._opened: dict[int, float] = {}        # generator pitch → start beat
+        self._swap = None                          # (generator, beat or None)
+        self._bar_starts = (-1, 0)                 # (bar index, note starts in it)
         self.steps_generated = 0
-        self.step_seconds: collections.deque = collections.deque(maxlen=4096)  # recent steps
+        self.swaps = 0
+        self.step_seconds: collections.deque = collections.deque(maxlen=4096)
         self.last_key = generator.key.name
 
-    # -- commands, from any thread --------------------------------------------------
-    def answer(self, notes: list[Note]) -> None:
-        """Answer a seed phrase (beats) with ``length_bars`` bars, starting at once."""
-        self._commands.put(("answer", notes))
+    # -- commands, from any thread --------------------------------------------------------
+    def answer(self, notes: list[Note], start_beat: float | None = None) -> None:
+        """Answer a phrase (beats): from ``start_beat`` (None: the next beat or bar)."""
+        self._commands.put(("answer", (notes, start_beat)))
 
     def prime(self, notes: list[Note]) -> None:
         """Take a seed phrase without playing; ``play`` continues from it."""
         self._commands.put(("prime", notes))
 
+    def follow(self, notes: list[Note]) -> None:
+        """A note was just played: re-prime with the recent ``notes`` and play along a bar."""
+        self._commands.put(("follow", notes))
+
     def play(self) -> None:
-        """Play on continuously from the model's current state until ``halt``."""
+        """Play on continuously, from the next beat, until ``halt``."""
         self._commands.put(("play", None))
 
     def halt(self) -> None:
-        """Stop playing; the scheduler sends a note-off for every sounding note."""
+        """Stop playing; every note this voice sounds gets its note-off."""
         self._commands.put(("halt", None))
 
     def configure(self, **changes) -> None:
-        """Change settings (channel, velocity, tempo, length_bars) or sampling fields."""
+        """Change VoiceSettings fields or sampling fields (temperature, top_k, top_p, greedy)."""
         self._commands.put(("configure", changes))
 
+    def swap(self, generator) -> None:
+        """Play ``generator`` from the next bar line (at once when idle)."""
+        self._commands.put(("swap", generator))
+
     def call(self, fn: Callable[[object], object]) -> None:
-        """Run ``fn(generator)`` on the voice thread (e.g. to change constraints)."""
+        """Run ``fn(generator)`` on the voice thread."""
         self._commands.put(("call", fn))
 
-    # -- thread -------------------------------------------------------------------------
-    def start(self) -> "MelodyVoice":
+    # -- thread -------------------------------------------------------------------------------
+    def start(self) -> "Voice":
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="riffd-voice", daemon=True)
+        self._apply_constraints()
+        self._thread = threading.Thread(target=self._run, name=f"riffd-voice-{self.name}",
+                                        daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop the thread; this voice's sounding notes end."""
         self._stop.set()
         self._commands.put(("wake", None))
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None
+        self._cut()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -103,60 +184,124 @@ class MelodyVoice:
                 self._handle(command, arg)
             except queue.Empty:
                 pass
-            if self.mode != IDLE:
-                self._generate_until(time.monotonic() + self.lookahead_s)
+            except Exception as exc:           # a bad command must not kill the voice
+                self._emit_event("error", {"message": f"voice {self.name}: {exc}"})
+            if self.mode != IDLE and self.clock.running:
+                try:
+                    self._generate_until(time.monotonic() + self.lookahead_s)
+                except Exception as exc:
+                    self._emit_event("error", {"message": f"voice {self.name} step: {exc}"})
+                    self._cut()
+                    self._set_mode(IDLE)
 
     def _wait_s(self) -> float:
-        if self.mode == IDLE:
-            return 0.5
-        # wake when the cursor is about to fall inside the lookahead window
-        return min(0.5, max(0.0, self._cursor - self.lookahead_s / 2 - time.monotonic()))
+        if self.mode == IDLE or not self.clock.running:
+            return 0.05
+        due = self.clock.time_at(self._cursor) - self.lookahead_s / 2
+        return min(0.05, max(0.0, due - time.monotonic()))
 
     def _handle(self, command: str, arg) -> None:
+        s = self.settings
         if command == "answer":
+            notes, start_beat = arg
             self._cut()
-            self.last_key = self.generator.prime(arg).name
-            s = self.settings
-            self._begin(ANSWERING, round(s.length_bars * s.beats_per_bar / self.generator.step_beats))
+            self._prime(notes)
+            unit = self.clock.beats_per_bar if s.answer_on == "bar" else 1.0
+            if start_beat is None:
+                start_beat = self.clock.next_beat(time.monotonic() + PREPARE_S, unit)
+            if s.length_bars > 0:
+                length = s.length_bars * self.clock.beats_per_bar
+            else:                                           # as long as the call
+                span = max((n.start + n.duration for n in notes), default=1.0)
+                span -= min((n.start for n in notes), default=0.0)
+                length = max(1.0, math.ceil(span - 1e-6))
+            self._begin(ANSWERING, start_beat, start_beat + length)
             self._skip_silence = MAX_LEADING_SILENCE_STEPS
         elif command == "prime":
             self._cut()
-            self.last_key = self.generator.prime(arg).name
+            self._prime(arg)
             self._set_mode(IDLE)
+        elif command == "follow":
+            self._cancel_future()
+            self._prime(arg)
+            start = self._grid(self.clock.beat_at(time.monotonic() + PREPARE_S))
+            self._end_sounding(self.clock.time_at(start))
+            self._begin(FOLLOWING, start, start + self.clock.beats_per_bar)
+            self._skip_silence = MAX_LEADING_SILENCE_STEPS // 4
         elif command == "play":
             if self.mode != PLAYING:
-                self._begin(PLAYING, 0)
+                self._cut()
+                start = self.clock.next_beat(time.monotonic() + PREPARE_S)
+                self._begin(PLAYING, start, math.inf)
         elif command == "halt":
             self._cut()
             self._set_mode(IDLE)
         elif command == "configure":
-            sampling = {k: v for k, v in arg.items() if hasattr(self.generator.settings, k)}
-            voice = {k: v for k, v in arg.items() if hasattr(self.settings, k)}
-            self.generator.settings = replace(self.generator.settings, **sampling)
-            self.settings = replace(self.settings, **voice)
+            self._configure(arg)
+        elif command == "swap":
+            if self.mode == IDLE:
+                self._install(arg, None)
+            else:
+                self._swap = arg
         elif command == "call":
             arg(self.generator)
 
-    def _begin(self, mode: str, steps: int) -> None:
-        self._cursor = time.monotonic() + self.lookahead_s
-        self._steps_left = steps
+    def _configure(self, changes: dict) -> None:
+        g = self.generator
+        sampling = {k: v for k, v in changes.items() if hasattr(g.settings, k)}
+        voice = {k: v for k, v in changes.items() if hasattr(self.settings, k)}
+        new = replace(self.settings, **voice)
+        check_settings(new)
+        g.settings = replace(g.settings, **sampling)
+        old, self.settings = self.settings, new
+        if new.program != old.program and new.program >= 0:
+            self.scheduler.send_message([0xC0 | (new.channel - 1), new.program])
+        if any(k in voice for k in ("low", "high", "key", "scale", "transpose")):
+            self._apply_constraints()
+        self._emit_event("state", {"state": self.mode, "changed": sorted(changes)})
+
+    # -- generation -------------------------------------------------------------------------
+    def _grid(self, beat: float) -> float:
+        step = self.generator.step_beats
+        return math.ceil(beat / step - 1e-9) * step
+
+    def _begin(self, mode: str, start_beat: float, end_beat: float) -> None:
+        self._cursor = start_beat
+        self._end_beat = end_beat
+        self._skip_silence = 0
+        s = self.settings
+        if s.program >= 0:
+            self.scheduler.send_message([0xC0 | (s.channel - 1), s.program],
+                                        self.clock.time_at(start_beat) - 0.001)
         self._set_mode(mode)
 
-    def _cut(self) -> None:
-        """Drop what is scheduled and silence what sounds (stop, panic, a new phrase)."""
-        self.scheduler.all_notes_off()
-        self._sounding.clear()
+    def _prime(self, notes: list[Note]) -> None:
+        self.last_key = self.generator.prime(notes).name
+        self._apply_constraints()
 
-    def _set_mode(self, mode: str) -> None:
-        if mode != self.mode:
-            self.mode = mode
-            if self._on_state is not None:
-                self._on_state({"state": mode, "key": self.last_key})
+    def _apply_constraints(self) -> None:
+        s, g = self.settings, self.generator
+        scale = None
+        if s.scale:
+            tonic = PITCH_CLASSES[s.key] if s.key else g.key.tonic
+            scale = tuple(sorted({(tonic + i - g.key.tonic) % 12 for i in SCALES[s.scale]}))
+        g.set_constraints(Constraints(low=max(0, s.low - s.transpose),
+                                      high=min(127, s.high - s.transpose), scale=scale))
 
     def _generate_until(self, horizon: float) -> None:
-        s = self.settings
-        step_s = 60.0 / s.tempo * self.generator.step_beats
-        while self.mode != IDLE and self._cursor < horizon:
+        now = time.monotonic()
+        if self.clock.time_at(self._cursor) < now - 0.1:
+            # fell behind (a stall, or the MIDI clock jumped): continue on the grid from now
+            self._end_sounding(self.scheduler.safe_time())
+            self._cursor = self._grid(self.clock.beat_at(now + self.lookahead_s / 2))
+        while self.mode != IDLE and self.clock.time_at(self._cursor) < horizon:
+            if self._cursor >= self._end_beat - 1e-9:
+                self._end_sounding(self.clock.time_at(self._cursor))
+                self._set_mode(IDLE)
+                return
+            if self._swap is not None and self._at_bar_line():
+                self._install(self._swap, self._cursor)
+                self._swap = None
             started = time.perf_counter()
             step = self.generator.next_step()
             self.step_seconds.append(time.perf_counter() - started)
@@ -166,24 +311,107 @@ class MelodyVoice:
                     self._skip_silence -= 1
                     continue                   # not played: the cursor stays where it is
                 self._skip_silence = 0
-            self._emit(step, self._cursor, s)
-            self._cursor += step_s
-            if self.mode == ANSWERING:
-                self._steps_left -= 1
-                if self._steps_left <= 0:
-                    self._close(self._cursor)
-                    self._set_mode(IDLE)
+            self._emit(self._thin(step))
+            self._cursor += self.generator.step_beats
 
-    def _emit(self, step: Step, at: float, s: VoiceSettings) -> None:
+    def _at_bar_line(self) -> bool:
+        bar = self.clock.beats_per_bar
+        return abs(self._cursor / bar - round(self._cursor / bar)) < 1e-6
+
+    def _thin(self, step: Step) -> Step:
+        """Density ceiling: past ``density`` starts in this bar, starts become holds."""
+        limit = self.settings.density
+        if limit <= 0 or not step.starts:
+            return step
+        bar = int(self._cursor // self.clock.beats_per_bar)
+        index, count = self._bar_starts
+        if index != bar:
+            count = 0
+        if count >= limit:
+            self._bar_starts = (bar, count)
+            return Step(starts=(), holds=tuple(self._sounding))
+        self._bar_starts = (bar, count + 1)
+        return step
+
+    def _emit(self, step: Step) -> None:
+        s = self.settings
+        at = self.clock.time_at(self._cursor)
         ending = [p for p in self._sounding if p not in step.holds or p in step.starts]
         for pitch in ending:
-            self.scheduler.schedule_off(at, self._sounding.pop(pitch), pitch)
+            self._off(pitch, at)
         for pitch in step.starts:
-            if 0 <= pitch <= 127 and pitch not in self._sounding:
-                self.scheduler.schedule_on(at, s.channel, pitch, s.velocity)
-                self._sounding[pitch] = s.channel
+            out = pitch + s.transpose
+            if 0 <= out <= 127 and pitch not in self._sounding:
+                velocity = s.velocity
+                if s.velocity_spread:
+                    velocity += self._rng.randint(-s.velocity_spread, s.velocity_spread)
+                velocity = min(127, max(1, velocity))
+                on_at = at
+                if s.humanize_ms > 0:
+                    on_at += min(0.05, abs(self._rng.gauss(0.0, s.humanize_ms / 1000.0)))
+                self.scheduler.schedule_on(on_at, s.channel, out, velocity, tag=self.name)
+                self._sounding[pitch] = out
+                self._opened[pitch] = self._cursor
 
-    def _close(self, at: float) -> None:
-        for pitch, channel in self._sounding.items():
-            self.scheduler.schedule_off(at, channel, pitch)
-        self._sounding.clear()
+    def _off(self, pitch: int, at: float) -> None:
+        out = self._sounding.pop(pitch)
+        self.scheduler.schedule_off(at, self.settings.channel, out, tag=self.name)
+        start = self._opened.pop(pitch, None)
+        if start is not None:
+            self._history.append(Note(pitch, start, max(self._cursor - start,
+                                                         self.generator.step_beats)))
+
+    def _end_sounding(self, at: float) -> None:
+        for pitch in list(self._sounding):
+            self._off(pitch, at)
+
+    def _cancel_future(self) -> None:
+        """Drop this voice's notes not yet sent; what sounds ends at the next safe moment."""
+        self.scheduler.cancel_pending(tag=self.name)
+
+    def _cut(self) -> None:
+        """Drop what is scheduled and silence what sounds (stop, a new phrase)."""
+        self._cancel_future()
+        self._end_sounding(self.scheduler.safe_time())
+
+    def _install(self, generator, beat: float | None) -> None:
+        """Switch to ``generator`` at ``beat`` (None: now, the voice is idle)."""
+        old = self.generator
+        if beat is not None:
+            self._end_sounding(self.clock.time_at(beat))
+        generator.settings = old.settings
+        history = list(self._history)
+        if history:
+            origin = history[0].start
+            self.generator = generator
+            self._prime([Note(n.pitch, n.start - origin, n.duration) for n in history])
+        else:
+            self.generator = generator
+            self._apply_constraints()
+        if beat is not None:
+            self._cursor = self._grid(beat)
+        self.swaps += 1
+        self._emit_event("model", {"model": str(generator.path), "family": generator.family,
+                                   "beat": beat, "at": None if beat is None
+                                   else self.clock.time_at(beat)})
+
+    # -- events ----------------------------------------------------------------------------------
+    def _set_mode(self, mode: str) -> None:
+        if mode != self.mode:
+            self.mode = mode
+            self._emit_event("state", {"state": mode, "key": self.last_key})
+
+    def _emit_event(self, name: str, data: dict) -> None:
+        if self._on_event is not None:
+            self._on_event(name, {"voice": self.name, **data})
+
+    def status(self) -> dict:
+        g = self.generator
+        step_ms = sorted(1000 * t for t in list(self.step_seconds)) or [0.0]
+        return {"name": self.name, "state": self.mode, "key": self.last_key,
+                "model": {"name": g.metadata.get("name", str(g.path)), "path": str(g.path),
+                          "family": g.family, "metrics": g.metadata.get("metrics", {})},
+                "settings": {**vars(self.settings), **vars(g.settings)},
+                "steps_generated": self.steps_generated, "swaps": self.swaps,
+                "step_ms_p50": step_ms[len(step_ms) // 2],
+                "step_ms_p99": step_ms[min(len(step_ms) - 1, round(0.99 * (len(step_ms) - 1)))]}

@@ -140,7 +140,7 @@ def test_tempo_out_of_range_message_is_musician_readable():
     ("top_p", 0.0, "between 0.01 and 1"),
     ("velocity", 0, "between 1 and 127"),
     ("channel", 17, "between 1 and 16"),
-    ("length", 65, "between 1 and 64 bars"),
+    ("length", 65, "between 0 and 64 bars"),
 ])
 def test_out_of_range(name, value, expected):
     e = error_of(req("set", {name: value}))
@@ -269,10 +269,13 @@ def test_encode_event_refuses_undocumented_events(name, data):
 
 
 def test_tables_are_consistent():
-    assert set(COMMANDS) == {"ping", "status", "start", "stop", "set", "seed", "panic", "shutdown"}
-    assert set(EVENTS) == {"note_on", "note_off", "phrase", "state", "error"}
+    assert set(COMMANDS) == {"ping", "status", "start", "stop", "set", "seed", "panic", "shutdown",
+                             "clock", "add_voice", "remove_voice", "load_model", "list_models",
+                             "map_cc", "learn", "record"}
+    assert set(EVENTS) == {"note_on", "note_off", "phrase", "state", "error", "model", "learned",
+                           "transport"}
     assert "internal" in ERROR_CODES and "unavailable" in ERROR_CODES
     for spec in COMMANDS.values():
         for a in spec.args:
-            assert a.type in {"int", "float", "bool", "notes"}
+            assert a.type in {"int", "float", "bool", "str", "notes"}
             assert not (a.required and a.default is not None)

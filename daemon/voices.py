@@ -1,0 +1,133 @@
+"""Several voices at once: building them from config or commands, finding them by name, and the
+model files they can load.
+
+A voice spec is a dict with ``name``, optional ``model`` (checkpoint path; "" = the bundled
+melody model) and any control of ``set`` (protocol names: ``length`` is the answer length in
+bars). :func:`split_controls` separates the voice settings from the sampling settings.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import fields, replace
+from pathlib import Path
+
+from daemon.voice import Voice, VoiceSettings, check_settings
+from engine.checkpoint import CheckpointError, read_metadata
+from engine.loading import load_generator
+from engine.sampling import SamplingSettings
+
+PROTOCOL_TO_SETTING = {"length": "length_bars"}
+VOICE_FIELDS = {f.name for f in fields(VoiceSettings)}
+SAMPLING_FIELDS = {f.name for f in fields(SamplingSettings)}
+
+
+def split_controls(controls: dict) -> tuple[dict, dict]:
+    """Protocol controls → (VoiceSettings fields, SamplingSettings fields). Raises ValueError
+    naming an unknown control."""
+    voice, sampling = {}, {}
+    for key, value in controls.items():
+        name = PROTOCOL_TO_SETTING.get(key, key)
+        if name in VOICE_FIELDS:
+            voice[name] = value
+        elif name in SAMPLING_FIELDS:
+            sampling[name] = value
+        else:
+            raise ValueError(f"no voice control {key!r}; controls: "
+                             f"{', '.join(sorted(VOICE_FIELDS | SAMPLING_FIELDS))}")
+    return voice, sampling
+
+
+def load_voice_generator(model: str | None, device: str, sampling: dict | None = None):
+    """Load a checkpoint (None or "" = the bundled model) as a generator with ``sampling``."""
+    generator = load_generator(model or None, device)
+    if sampling:
+        generator.settings = replace(generator.settings, **sampling)
+    return generator
+
+
+class VoiceSet:
+    """The daemon's voices by name, in the order they were added (one lock)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._voices: dict[str, Voice] = {}
+
+    def add(self, voice: Voice) -> None:
+        with self._lock:
+            if voice.name in self._voices:
+                raise ValueError(f"there is already a voice called {voice.name!r}")
+            self._voices[voice.name] = voice
+
+    def remove(self, name: str) -> Voice:
+        with self._lock:
+            if name not in self._voices:
+                raise KeyError(self._unknown(name))
+            return self._voices.pop(name)
+
+    def get(self, name: str | None) -> Voice:
+        """The voice called ``name``; None = the first voice."""
+        with self._lock:
+            if name is None:
+                if not self._voices:
+                    raise KeyError("there are no voices; add one with add_voice")
+                return next(iter(self._voices.values()))
+            if name not in self._voices:
+                raise KeyError(self._unknown(name))
+            return self._voices[name]
+
+    def select(self, name: str | None) -> list[Voice]:
+        """``[voice name]``, or every voice when ``name`` is None."""
+        if name is not None:
+            return [self.get(name)]
+        with self._lock:
+            return list(self._voices.values())
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._voices)
+
+    def _unknown(self, name: str) -> str:
+        return f"no voice called {name!r}; voices: {', '.join(self._voices) or 'none'}"
+
+
+def make_voice(spec: dict, scheduler, clock, device: str, on_event, lookahead_s: float,
+               defaults: VoiceSettings, generator=None) -> Voice:
+    """Build (not start) a voice from a spec dict (see the module docstring); ``generator``:
+    already loaded from the spec's model (None: load it here)."""
+    spec = dict(spec)
+    name = spec.pop("name")
+    model = spec.pop("model", "")
+    voice_fields, sampling = split_controls(spec)
+    settings = replace(defaults, **voice_fields)
+    check_settings(settings)
+    if generator is None:
+        generator = load_voice_generator(model, device)
+    if sampling:
+        generator.settings = replace(generator.settings, **sampling)
+    return Voice(name, generator, scheduler, clock, settings, on_event=on_event,
+                 lookahead_s=lookahead_s)
+
+
+def list_models(folders: list[str | Path]) -> list[dict]:
+    """The checkpoints (*.safetensors) under ``folders`` and the bundled one: path, name, family,
+    metrics. Unreadable files are listed with their ``error``."""
+    from engine.loading import BUNDLED_MODEL
+    paths = [BUNDLED_MODEL]
+    for folder in folders:
+        folder = Path(folder)
+        if folder.is_dir():
+            paths += sorted(folder.rglob("*.safetensors"))
+    out, seen = [], set()
+    for path in paths:
+        resolved = path.resolve()
+        if resolved in seen:
+            continue
+        seen.add(resolved)
+        try:
+            meta = read_metadata(path)
+        except (CheckpointError, OSError, ValueError) as exc:
+            out.append({"path": str(path), "error": str(exc)})
+            continue
+        out.append({"path": str(path), "name": meta.get("name", path.stem),
+                    "family": meta.get("family"), "metrics": meta.get("metrics", {})})
+    return out
