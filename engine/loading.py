@@ -19,6 +19,8 @@ from engine.melody_representation import Vocabulary
 from engine.gan_bilstm import FAMILY as GAN_BILSTM, BiLSTMGAN, BiLSTMGANConfig
 from engine.gan_cnn import FAMILY as GAN_CNN, CNNGAN, CNNGANConfig
 from engine.gan_generator import GANGenerator
+from engine.spectral_generator import SpectralGenerator
+from engine.spectral_lstm import SpectralLSTM, SpectralLSTMConfig
 from engine.multilabel_generator import make_multilabel_generator
 from engine.multilabel_lstm import FAMILY as MULTILABEL_FAMILY, MultilabelLSTM, MultilabelLSTMConfig
 from engine.notewise_generator import make_notewise_generator
@@ -48,6 +50,7 @@ MODEL_FAMILIES: dict[str, Family] = {
     MELODY_FAMILY: Family(MelodyLSTMConfig, MelodyLSTM, _melody_generator),
     GAN_CNN: Family(CNNGANConfig, CNNGAN, GANGenerator),
     GAN_BILSTM: Family(BiLSTMGANConfig, BiLSTMGAN, GANGenerator),
+    "spectral_lstm": Family(SpectralLSTMConfig, SpectralLSTM, SpectralGenerator.from_metadata),
     NOTEWISE_FAMILY: Family(NotewiseLSTMConfig, NotewiseLSTM, make_notewise_generator),
     MULTILABEL_FAMILY: Family(MultilabelLSTMConfig, MultilabelLSTM, make_multilabel_generator),
 }

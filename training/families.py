@@ -13,6 +13,7 @@ from typing import Callable
 
 from training.melody_config import MelodyDataConfig, MelodyTrainConfig
 from training.gan_config import GANDataConfig, GANTrainConfig
+from training.spectral_config import SpectralDataConfig, SpectralTrainConfig
 from training.multilabel_config import MultilabelDataConfig, MultilabelTrainConfig
 from training.notewise_config import NotewiseDataConfig, NotewiseTrainConfig
 
@@ -31,6 +32,10 @@ TRAINING_FAMILIES: dict[str, TrainingFamily] = {
                                   "training.train_melody:train", "training.evaluate:evaluate_melody"),
     "gan_cnn": TrainingFamily(GANDataConfig, GANTrainConfig, "training.train_gan:train", "training.evaluate:evaluate_gan"),
     "gan_bilstm": TrainingFamily(GANDataConfig, GANTrainConfig, "training.train_gan:train", "training.evaluate:evaluate_gan"),
+    "spectral_lstm": TrainingFamily(SpectralDataConfig, SpectralTrainConfig,
+                                    "training.train_spectral:train",
+                                    "training.spectral_eval:evaluate_command",
+                                    "training.spectral_render:render_command"),
     "notewise_lstm": TrainingFamily(NotewiseDataConfig, NotewiseTrainConfig,
                                     "training.train_notewise:train"),
     "multilabel_lstm": TrainingFamily(MultilabelDataConfig, MultilabelTrainConfig,

@@ -1,0 +1,131 @@
+"""``riffd render CHECKPOINT out.wav --seconds 30 --seed CLIP`` for spectral models.
+
+Primes the model with a seed clip (any audio file; without ``--seed``, the first held-out clip
+of the checkpoint's own corpus), generates ``--seconds`` of audio frame by frame with the
+stateful generator and writes a WAV at the model's rate plus a spectrogram PNG beside it.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from engine.loading import load_model
+from engine.spectral_generator import SpectralGenerator, WindowedSpectralGenerator
+from training.audio_corpus import load_audio_corpus, read_audio
+from training.spectral_config import SpectralDataConfig
+
+log = logging.getLogger(__name__)
+SEED_SECONDS = 10.0           # the last 10 s of a seed clip prime the model
+
+
+def load_spectral(checkpoint: str | Path, windowed: bool = False, window: int = 40):
+    """A spectral checkpoint as a (stateful or sliding-window) generator on the CPU."""
+    model, metadata = load_model(checkpoint)
+    if metadata.get("family") != SpectralGenerator.family:
+        raise ValueError(f"{checkpoint} is a {metadata.get('family')} checkpoint, "
+                         "not a spectral_lstm one")
+    if windowed:
+        from engine.spectral_representation import SpectralCodec
+        codec = SpectralCodec.from_metadata(metadata["representation"])
+        return WindowedSpectralGenerator(model, codec, metadata, "cpu", window)
+    return SpectralGenerator.from_metadata(model, metadata, "cpu")
+
+
+def data_config(metadata: dict) -> SpectralDataConfig:
+    """The [data] section the checkpoint was trained with."""
+    return SpectralDataConfig(**metadata["recipe"]["data"])
+
+
+def held_out_clips(metadata: dict):
+    """The checkpoint's held-out clips (rendered or read again from its corpus)."""
+    cfg = data_config(metadata)
+    corpus = load_audio_corpus(cfg.corpus, cfg.sample_rate, render_pieces=cfg.render_pieces,
+                               render_max_seconds=cfg.render_max_seconds,
+                               render_tempo_bpm=cfg.render_tempo_bpm,
+                               render_program=cfg.render_program, cache_dir=cfg.cache_dir)
+    names = set(metadata["training"]["val_clips"])
+    return [c for c in corpus.clips if c.name in names]
+
+
+def seed_samples(seed: str | None, metadata: dict, sample_rate: int) -> tuple[np.ndarray, str]:
+    """The last SEED_SECONDS of the seed clip at ``sample_rate``, and where it came from."""
+    if seed:
+        samples, source = read_audio(seed, sample_rate), seed
+    else:
+        clips = held_out_clips(metadata)
+        if not clips:
+            raise ValueError("no --seed given and the checkpoint's held-out clips cannot be "
+                             "found; pass --seed CLIP.wav")
+        samples, source = clips[0].samples, f"held-out clip {clips[0].name}"
+    return samples[-int(SEED_SECONDS * sample_rate):], source
+
+
+def generate(generator, seconds: float) -> np.ndarray:
+    """``seconds`` of audio from an already primed generator, float32."""
+    frames = max(1, int(np.ceil(seconds * generator.sample_rate / generator.hop)))
+    audio = np.concatenate([generator.next_frame() for _ in range(frames)])
+    return audio[:int(seconds * generator.sample_rate)]
+
+
+def plot_spectrogram(path: Path, parts: dict[str, np.ndarray], sample_rate: int,
+                     title: str) -> None:
+    """One spectrogram (dB) per entry, stacked, time in seconds, frequency in kHz."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(parts), 1, figsize=(10, 2.6 * len(parts)), squeeze=False)
+    for ax, (name, audio) in zip(axes[:, 0], parts.items()):
+        if len(audio) < 512:
+            ax.set_title(f"{name}: too short to show")
+            continue
+        ax.specgram(audio, NFFT=512, Fs=sample_rate, noverlap=256, cmap="magma", vmin=-120)
+        ax.set(ylabel="Hz", title=name)
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> float:
+    """16-bit WAV; audio louder than full scale is scaled down. Returns the peak written."""
+    from scipy.io import wavfile
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 0.99:
+        audio = audio / peak * 0.99
+    wavfile.write(path, sample_rate, (np.clip(audio, -1, 1) * 32767).astype(np.int16))
+    return min(peak, 0.99)
+
+
+def render(checkpoint: str | Path, output: str | Path, seconds: float = 30.0,
+           seed: str | None = None) -> Path:
+    """Generate ``seconds`` of audio into ``output`` (.wav) and a spectrogram beside it."""
+    output = Path(output)
+    if output.suffix.lower() != ".wav":
+        raise ValueError(f"spectral models render audio: give an output ending in .wav, "
+                         f"not {output.name}")
+    if not seconds > 0:
+        raise ValueError(f"--seconds must be positive, got {seconds}")
+    generator = load_spectral(checkpoint)
+    rate = generator.sample_rate
+    seed_audio, source = seed_samples(seed, generator.metadata, rate)
+    generator.prime(seed_audio)
+    audio = generate(generator, seconds)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    peak = write_wav(output, audio, rate)
+    picture = output.with_suffix(".png")
+    plot_spectrogram(picture, {f"seed ({source})": seed_audio, "generated": audio}, rate,
+                     f"{Path(checkpoint).name}: {seconds:g} s")
+    log.info("wrote %s (%.1f s at %d Hz, peak %.2f) and %s", output, len(audio) / rate, rate,
+             peak, picture)
+    return output
+
+
+def render_command(checkpoint, args) -> Path:
+    """The ``riffd render`` entry point (args.output, args.seconds, args.seed)."""
+    try:
+        return render(checkpoint, args.output, args.seconds, args.seed)
+    except OSError as exc:
+        raise ValueError(str(exc)) from exc
