@@ -77,19 +77,22 @@ def _out_dir(checkpoint: Path, args) -> Path:
 def write_report(checkpoint: str | Path, args, report: dict,
                  generated: Sequence[np.ndarray], real: Sequence[np.ndarray],
                  pitch_range: PitchRange) -> dict:
-    """Write the JSON and PNG, store the report in the checkpoint's metadata; returns paths."""
+    """Write the JSON and PNG, store the report in the checkpoint's metadata.
+
+    Returns the report with ``checkpoint`` and ``files`` (the JSON and PNG paths) added."""
     checkpoint = Path(checkpoint)
     folder = _out_dir(checkpoint, args)
     json_path = folder / f"{checkpoint.stem}.eval.json"
     png_path = folder / f"{checkpoint.stem}.eval.png"
-    report = {**report, "checkpoint": str(checkpoint)}
+    report = {**report, "checkpoint": str(checkpoint),
+              "files": {"json": str(json_path), "png": str(png_path)}}
     json_path.write_text(json.dumps(report, indent=2))
     plot_report(generated, real, pitch_range, png_path, report.get("family", ""))
     tensors, metadata = load_checkpoint(checkpoint)
     metadata.setdefault("metrics", {})["evaluation"] = report
     save_checkpoint(checkpoint, tensors, metadata)
     log.info("evaluation report: %s, %s", json_path, png_path)
-    return {"json": str(json_path), "png": str(png_path)}
+    return report
 
 
 def plot_report(generated: Sequence[np.ndarray], real: Sequence[np.ndarray],
@@ -165,8 +168,7 @@ def evaluate_melody(checkpoint: str | Path, args) -> dict:
               "generated_pieces": len(generated), "piece_steps": PIECE_STEPS,
               "side_by_side": compare(roll_metrics(generated, MIDI_RANGE),
                                       roll_metrics(real, MIDI_RANGE))}
-    report["files"] = write_report(checkpoint, args, report, generated, real, MIDI_RANGE)
-    return report
+    return write_report(checkpoint, args, report, generated, real, MIDI_RANGE)
 
 
 # -- GANs -----------------------------------------------------------------------------
@@ -199,5 +201,4 @@ def evaluate_gan(checkpoint: str | Path, args) -> dict:
                               "walk_angle": generator.walk_angle,
                               **compare(roll_metrics(walk, pr, bar_steps), real_metrics)}}
     real_pieces = [np.concatenate(list(val_bars[i:i + 16])) for i in range(0, len(val_bars), 16)]
-    report["files"] = write_report(checkpoint, args, report, walk, real_pieces, pr)
-    return report
+    return write_report(checkpoint, args, report, walk, real_pieces, pr)

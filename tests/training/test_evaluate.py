@@ -1,0 +1,64 @@
+"""`riffd eval` on a tiny trained melody model and a tiny GAN: JSON, PNG, metadata."""
+import json
+
+import pytest
+
+from engine.checkpoint import load_checkpoint, read_metadata
+from engine.generator import Step
+from engine.melody_representation import Note
+from tests.training.test_train_gan import train_tiny_gan
+from training.cli import main as cli_main
+from training.evaluate import steps_to_notes
+from training.recipe import load_recipe
+from training.train_melody import train as train_melody
+
+MELODY = ["data.corpus=[\"essen:erk5\"]", "model.hidden_size=32", "model.embed_dim=8",
+          "train.epochs=1", "train.batch_size=16", "train.stride=16"]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    recipe = load_recipe("configs/melody_erk.toml", MELODY + [
+        f'data.cache_dir="{root / "cache"}"', f'train.output_dir="{root / "melody"}"'])
+    return root, {"melody_lstm": train_melody(recipe), "gan_cnn": train_tiny_gan(root)}
+
+
+def test_steps_to_notes():
+    steps = [Step(starts=(60, 64)), Step(holds=(60, 64)), Step(starts=(60,), holds=(64,)),
+             Step(), Step(starts=(67,))]
+    assert steps_to_notes(steps) == [Note(60, 0.0, 0.5), Note(64, 0.0, 0.75),
+                                     Note(60, 0.5, 0.25), Note(67, 1.0, 0.25)]
+
+
+@pytest.mark.parametrize("family", ["melody_lstm", "gan_cnn"])
+def test_eval_writes_report_and_stores_metrics(checkpoints, family, tmp_path, capsys):
+    _, paths = checkpoints
+    path = paths[family]
+    tensors_before, _ = load_checkpoint(path)
+    assert cli_main(["eval", str(path), "--out", str(tmp_path / "report"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "report" / f"{path.stem}.eval.json").read_text())
+    assert (tmp_path / "report" / f"{path.stem}.eval.png").read_bytes()[:4] == b"\x89PNG"
+    assert report["family"] == family
+    side = report["side_by_side"] if family == "melody_lstm" else report["independent_bars"]
+    for key in ("empty_bars_pct", "used_pitch_classes", "qualified_notes_pct",
+                "pitch_entropy_bits"):
+        assert set(side[key]) == {"generated", "real"}
+    assert 0 <= side["pitch_class_histogram_distance"] <= 1
+    assert side["used_pitch_classes"]["real"] > 0
+    if family == "melody_lstm":
+        assert 0 < report["held_out"]["next_token_accuracy"] < 1
+        assert report["held_out"]["bits_per_token"] > 0
+    else:
+        assert report["independent_bars"]["count"] == 2000
+        assert report["latent_walk"]["pieces"] > 0
+    stored = read_metadata(path)["metrics"]["evaluation"]
+    assert stored["family"] == family and stored["files"] == report["files"]
+    tensors_after, _ = load_checkpoint(path)
+    assert tensors_after.keys() == tensors_before.keys()
+    assert all((tensors_after[k] == tensors_before[k]).all() for k in tensors_before)
+
+
+def test_eval_of_a_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert cli_main(["eval", str(tmp_path / "nothing.safetensors")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
