@@ -57,7 +57,8 @@ def rescan_devices(client_name: str = "riffd-audio"):
     except OSError as exc:    # the PortAudio library itself is missing
         raise AudioUnavailable(f"PortAudio is not installed ({exc}); install libportaudio2 "
                                "(apt) or portaudio (brew)") from exc
-    sd._terminate()
+    while sd._initialized:
+        sd._terminate()
     _set_jack_client_name(sd, client_name)
     sd._initialize()
     return sd
@@ -146,12 +147,17 @@ class AudioOutput:
         return self
 
     def close(self) -> None:
+        """Stop the stream and release PortAudio (its JACK client leaves the graph, and no
+        exit handler touches a JACK server that may be gone by then)."""
         if self._stream is not None:
+            import sounddevice as sd
             try:
                 self._stream.stop()
                 self._stream.close()
             finally:
                 self._stream = None
+                while sd._initialized:
+                    sd._terminate()
 
     def __enter__(self) -> "AudioOutput":
         return self.open()

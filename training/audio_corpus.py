@@ -145,7 +145,7 @@ def score_to_audio(score, tempo_bpm: float, program: int, max_seconds: float) ->
     if not instrument.notes:
         return np.zeros(0, dtype=np.float32)
     soundfont = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
-    return pm.fluidsynth(fs=RENDER_RATE, sf2_path=str(soundfont)).astype(np.float32)
+    return pm.fluidsynth(fs=RENDER_RATE, synthesizer=str(soundfont)).astype(np.float32)
 
 
 def rendered_clips(what: str, sample_rate: int, count: int, max_seconds: float,
