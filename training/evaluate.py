@@ -112,7 +112,7 @@ def plot_report(generated: Sequence[np.ndarray], real: Sequence[np.ndarray],
         used = np.flatnonzero(roll.any(axis=0))
         lo, hi = (used.min(), used.max() + 1) if len(used) else (0, roll.shape[1])
         ax.imshow(roll[:, lo:hi].T, origin="lower", aspect="auto", interpolation="nearest",
-                  cmap="Greys", extent=(0, roll.shape[0] * STEP_BEATS,
+                  cmap="Greys", vmin=0, vmax=1, extent=(0, roll.shape[0] * STEP_BEATS,
                                         pitch_range.pitch(lo) - 0.5, pitch_range.pitch(hi) - 0.5))
         is_real = i == len(samples) - 1 and len(real)
         ax.set(title="held-out piece" if is_real else f"generated {i + 1}",
@@ -202,3 +202,71 @@ def evaluate_gan(checkpoint: str | Path, args) -> dict:
                               **compare(roll_metrics(walk, pr, bar_steps), real_metrics)}}
     real_pieces = [np.concatenate(list(val_bars[i:i + 16])) for i in range(0, len(val_bars), 16)]
     return write_report(checkpoint, args, report, walk, real_pieces, pr)
+
+
+# -- notewise and multilabel ----------------------------------------------------------
+def _generated_rolls(checkpoint, pitch_range: PitchRange) -> list[np.ndarray]:
+    generator = load_generator(checkpoint, "cpu")
+    return [notes_to_roll(p, pitch_range) for p in generate_pieces(generator)]
+
+
+def evaluate_notewise(checkpoint: str | Path, args) -> dict:
+    """Notewise LSTM: held-out pitch and duration accuracy and bits per event; generated
+    vs held-out songs."""
+    from engine.notewise_representation import NotewiseVocabulary, decode_events
+    from training.notewise_config import NotewiseDataConfig
+    from training.notewise_data import load_notewise_corpus
+    from training.train_notewise import evaluate as event_metrics, to_stream
+    from training.loop import windows
+
+    torch.manual_seed(0)
+    model, metadata = load_model(checkpoint)
+    recipe = metadata.get("recipe") or {}
+    train_cfg = recipe.get("train", {})
+    corpus = load_notewise_corpus(NotewiseDataConfig(**recipe.get("data", {})),
+                                  int(train_cfg.get("seed", 0)))
+    vocab = NotewiseVocabulary.from_metadata(metadata["representation"]["vocabulary"])
+    known = [song for song in corpus.val if all(vocab.has(e) for e in song)]
+    length = int(train_cfg.get("sequence_length", 64))
+    held_out = event_metrics(model, windows(to_stream(known, vocab), length, length), 64,
+                             torch.device("cpu"))
+    generated = _generated_rolls(checkpoint, MIDI_RANGE)
+    real = [notes_to_roll(decode_events(song), MIDI_RANGE) for song in corpus.val]
+    report = {"family": metadata["family"], "held_out_songs": len(corpus.val),
+              "held_out": {"pitch_accuracy": held_out["pitch_accuracy"],
+                           "duration_accuracy": held_out["duration_accuracy"],
+                           "bits_per_event": held_out["loss_bits"]},
+              "generated_pieces": len(generated), "piece_steps": PIECE_STEPS,
+              "side_by_side": compare(roll_metrics(generated, MIDI_RANGE),
+                                      roll_metrics(real, MIDI_RANGE))}
+    return write_report(checkpoint, args, report, generated, real, MIDI_RANGE)
+
+
+def evaluate_multilabel(checkpoint: str | Path, args) -> dict:
+    """Multilabel LSTM: held-out top-3 accuracy and bits per frame; generated vs held-out
+    pieces (both as rolls in the model's pitch range)."""
+    from training.loop import windows
+    from training.multilabel_config import MultilabelDataConfig
+    from training.multilabel_data import load_roll_corpus
+    from training.train_multilabel import evaluate as frame_metrics, to_stream
+
+    torch.manual_seed(0)
+    model, metadata = load_model(checkpoint)
+    recipe = metadata.get("recipe") or {}
+    train_cfg = recipe.get("train", {})
+    corpus = load_roll_corpus(MultilabelDataConfig(**recipe.get("data", {})),
+                              int(train_cfg.get("seed", 0)))
+    length = int(train_cfg.get("sequence_length", 64))
+    threshold = float(metadata.get("inference", {}).get("threshold", 0.3))
+    held_out = frame_metrics(model, windows(to_stream(corpus.val), length, length), 64,
+                             torch.device("cpu"), threshold)
+    pr = corpus.pitch_range
+    generated = _generated_rolls(checkpoint, pr)
+    report = {"family": metadata["family"], "held_out_pieces": len(corpus.val),
+              "held_out": {"top3_accuracy": held_out["top3_accuracy"],
+                           "frame_accuracy": held_out["frame_accuracy"],
+                           "bits_per_frame": held_out["loss_bits"]},
+              "generated_pieces": len(generated), "piece_steps": PIECE_STEPS,
+              "side_by_side": compare(roll_metrics(generated, pr),
+                                      roll_metrics(corpus.val, pr))}
+    return write_report(checkpoint, args, report, generated, corpus.val, pr)

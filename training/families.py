@@ -37,9 +37,9 @@ TRAINING_FAMILIES: dict[str, TrainingFamily] = {
                                     "training.spectral_eval:evaluate_command",
                                     "training.spectral_render:render_command"),
     "notewise_lstm": TrainingFamily(NotewiseDataConfig, NotewiseTrainConfig,
-                                    "training.train_notewise:train"),
+                                    "training.train_notewise:train", "training.evaluate:evaluate_notewise"),
     "multilabel_lstm": TrainingFamily(MultilabelDataConfig, MultilabelTrainConfig,
-                                      "training.train_multilabel:train"),
+                                      "training.train_multilabel:train", "training.evaluate:evaluate_multilabel"),
 }
 
 

@@ -9,11 +9,30 @@ from engine.melody_representation import Note
 from tests.training.test_train_gan import train_tiny_gan
 from training.cli import main as cli_main
 from training.evaluate import steps_to_notes
+from training.families import resolve, training_family
 from training.recipe import load_recipe
 from training.train_melody import train as train_melody
 
 MELODY = ["data.corpus=[\"essen:erk5\"]", "model.hidden_size=32", "model.embed_dim=8",
           "train.epochs=1", "train.batch_size=16", "train.stride=16"]
+NOTEWISE = ['data.corpus=["essen:erk5"]', "model.hidden_size=32", "model.pitch_embed_dim=16",
+            "model.dense_size=32", "train.epochs=1", "train.batch_size=16", "train.stride=8"]
+MULTILABEL = ["data.max_songs=6", "model.hidden_size=32", "model.dense_size=32",
+              "model.attention_window=16", "train.epochs=1", "train.batch_size=16",
+              "train.stride=8"]
+HELD_OUT = {"melody_lstm": ("next_token_accuracy", "bits_per_token"),
+            "notewise_lstm": ("pitch_accuracy", "duration_accuracy", "bits_per_event"),
+            "multilabel_lstm": ("top3_accuracy", "frame_accuracy", "bits_per_frame")}
+
+
+def train_tiny(root, config, overrides):
+    recipe = load_recipe(config, overrides + [f'data.cache_dir="{root / "cache"}"',
+                                              f'train.output_dir="{root / recipe_stem(config)}"'])
+    return resolve(training_family(recipe.family).trainer)(recipe)
+
+
+def recipe_stem(config):
+    return config.rsplit("/", 1)[-1].removesuffix(".toml")
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +40,10 @@ def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     recipe = load_recipe("configs/melody_erk.toml", MELODY + [
         f'data.cache_dir="{root / "cache"}"', f'train.output_dir="{root / "melody"}"'])
-    return root, {"melody_lstm": train_melody(recipe), "gan_cnn": train_tiny_gan(root)}
+    return root, {"melody_lstm": train_melody(recipe), "gan_cnn": train_tiny_gan(root),
+                  "notewise_lstm": train_tiny(root, "configs/notewise_n1_folk.toml", NOTEWISE),
+                  "multilabel_lstm": train_tiny(root, "configs/multilabel_m5_chorales.toml",
+                                                MULTILABEL)}
 
 
 def test_steps_to_notes():
@@ -31,7 +53,7 @@ def test_steps_to_notes():
                                      Note(60, 0.5, 0.25), Note(67, 1.0, 0.25)]
 
 
-@pytest.mark.parametrize("family", ["melody_lstm", "gan_cnn"])
+@pytest.mark.parametrize("family", ["melody_lstm", "gan_cnn", "notewise_lstm", "multilabel_lstm"])
 def test_eval_writes_report_and_stores_metrics(checkpoints, family, tmp_path, capsys):
     _, paths = checkpoints
     path = paths[family]
@@ -40,15 +62,16 @@ def test_eval_writes_report_and_stores_metrics(checkpoints, family, tmp_path, ca
     report = json.loads((tmp_path / "report" / f"{path.stem}.eval.json").read_text())
     assert (tmp_path / "report" / f"{path.stem}.eval.png").read_bytes()[:4] == b"\x89PNG"
     assert report["family"] == family
-    side = report["side_by_side"] if family == "melody_lstm" else report["independent_bars"]
+    side = report["independent_bars"] if family == "gan_cnn" else report["side_by_side"]
     for key in ("empty_bars_pct", "used_pitch_classes", "qualified_notes_pct",
                 "pitch_entropy_bits"):
         assert set(side[key]) == {"generated", "real"}
     assert 0 <= side["pitch_class_histogram_distance"] <= 1
     assert side["used_pitch_classes"]["real"] > 0
-    if family == "melody_lstm":
-        assert 0 < report["held_out"]["next_token_accuracy"] < 1
-        assert report["held_out"]["bits_per_token"] > 0
+    if family in HELD_OUT:
+        accuracy, *_, bits = HELD_OUT[family]
+        assert set(report["held_out"]) == set(HELD_OUT[family])
+        assert 0 <= report["held_out"][accuracy] <= 1 and report["held_out"][bits] > 0
     else:
         assert report["independent_bars"]["count"] == 2000
         assert report["latent_walk"]["pieces"] > 0
