@@ -9,6 +9,7 @@ so all ranks keep identical weights; only rank 0 writes checkpoints and plots.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -81,6 +82,23 @@ def sync_buffers(model: nn.Module, ctx: DistContext) -> None:
     if ctx.active:
         for buffer in unwrap(model).buffers():
             dist.broadcast(buffer.data, src=0)
+
+
+def weight_digests(model: nn.Module, ctx: DistContext) -> list[str]:
+    """Every rank's SHA-256 of its weights and buffers, in rank order (all ranks call it).
+
+    Equal digests prove the ranks hold identical models; one rank alone gives one digest.
+    """
+    h = hashlib.sha256()
+    for name, value in sorted(unwrap(model).state_dict().items()):
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    digest = h.hexdigest()
+    if not ctx.active:
+        return [digest]
+    gathered: list[str] = [""] * ctx.world_size
+    dist.all_gather_object(gathered, digest)
+    return gathered
 
 
 def barrier(ctx: DistContext) -> None:

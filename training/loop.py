@@ -147,6 +147,7 @@ def fit(task: LoopTask, tc, device: torch.device, ctx: distributed.DistContext,
         best_loss = min(best_loss, metrics["loss_bits"])
         epochs_without_gain = 0 if improved else epochs_without_gain + 1
 
+        digests = distributed.weight_digests(model, ctx) if ctx.active else None
         if ctx.is_main:
             best = min(history, key=lambda h: h["val_loss_bits"])
             metric_keys = ["val_loss_bits", "val_accuracy", *extra]
@@ -155,7 +156,8 @@ def fit(task: LoopTask, tc, device: torch.device, ctx: distributed.DistContext,
                 "training": {"epochs_done": epoch + 1, "history": history,
                              "best_epoch": best["epoch"], "best_val_loss_bits": best_loss,
                              "learning_rate": lr, **task.summary, "device": str(device),
-                             "processes": ctx.world_size},
+                             "processes": ctx.world_size,
+                             **({"rank_weight_sha256": digests} if digests else {})},
                 "metrics": {k: best[k] for k in metric_keys},
             }
             weights = model.state_dict()
