@@ -79,9 +79,8 @@ class MultilabelGenerator:
         roll = notes_to_roll([Note(n.pitch + self.shift, n.start - origin, n.duration)
                               for n in notes], self.pitch_range)            # (T, P)
         self._update_mask()
-        self._feed(roll)
-        self._previous = torch.from_numpy(roll[-1].copy())
-        return self.key
+        self._feed(roll)          # the seed was played by someone else: the answer starts
+        return self.key           # every pitch it sounds (nothing is held over from it)
 
     def set_constraints(self, constraints: Constraints) -> None:
         self.constraints = constraints

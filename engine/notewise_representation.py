@@ -54,8 +54,7 @@ def chord_root(pitches: Sequence[int]) -> int:
     counts most, then thirds, then sevenths); ties go to the bass.
     """
     ordered = sorted(set(pitches))
-    classes = sorted({p % 12 for p in ordered}, key=lambda pc: ordered.index(
-        next(p for p in ordered if p % 12 == pc)))
+    classes = list(dict.fromkeys(p % 12 for p in ordered))         # bass first
 
     def score(root_pc: int) -> int:
         return sum(_ROOT_WEIGHTS.get((pc - root_pc) % 12, 0) for pc in classes)

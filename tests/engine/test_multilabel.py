@@ -55,6 +55,7 @@ def test_a_transposed_model_answers_in_the_seed_key():
     gen = _generator("bernoulli", transposed=True, bias=0.5)
     key = gen.prime([Note(62, 0, 1), Note(66, 1, 1), Note(69, 2, 1), Note(74, 3, 1)])
     assert key.name == "D major" and gen.shift == -2
+    assert gen.next_step().holds == ()             # nothing of the seed is held over
     pitches = {p for _ in range(50) for p in gen.next_step().starts}
     assert pitches and min(pitches) >= 62 and max(pitches) <= 85     # C4–B5 moved up to D
 
