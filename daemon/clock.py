@@ -114,4 +114,4 @@ class Clock:
     def status(self) -> dict:
         return {"tempo": round(self._tempo, 3), "beats_per_bar": self.beats_per_bar,
                 "source": self.source, "running": self.running,
-                "beat": round(self.now_beat(), 3)}
+                "beat": round(self.now_beat(), 3), "beat0_s": self.time_at(0.0)}

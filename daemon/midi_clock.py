@@ -4,7 +4,7 @@ MIDI clock is 24 pulses (0xF8) per quarter note, plus transport messages: Start 
 Continue (0xFB), Stop (0xFC) and Song Position Pointer (0xF2, in 16ths = 6 pulses).
 
 - :class:`ClockOut` (one thread) sends every pulse at its time on the :class:`~daemon.clock.Clock`,
-  handed to the port ``latency_s`` + 2 ms early, so JACK writes it at its exact frame.
+  handed to the port ``latency_s`` + 20 ms early, so JACK writes it at its exact frame.
 - :class:`ClockIn` (no thread: fed from the MIDI-in dispatcher) estimates the tempo from pulse
   intervals by a least-squares line through the last ``window`` pulses and re-anchors the clock
   at every pulse, so beats fall on the sender's grid. A tempo jump (three intervals in a row off
@@ -22,7 +22,10 @@ from daemon.clock import Clock
 
 PPQ = 24
 CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
-SAFETY_S = 0.002           # hand-over margin on top of the port latency, seconds
+# Pulses are handed to the port this long (plus its latency) before they are due, seconds: the
+# port keeps them in time order and writes each at its frame, so a generous margin costs
+# nothing but the delay with which a tempo change reaches the pulses (20 ms).
+LEAD_S = 0.02
 
 TransportCallback = Callable[[str], None]      # "start" | "stop" | "continue"
 
@@ -85,7 +88,7 @@ class ClockOut:
             beat = self._next_pulse / PPQ
             at = self.clock.time_at(beat)
             now = time.monotonic()
-            lead = self.ports.latency_s + SAFETY_S
+            lead = self.ports.latency_s + LEAD_S
             if at < now - 0.05:                        # far behind (tempo jump, stall): resync
                 self._next_pulse = math.ceil(self.clock.beat_at(now + lead) * PPQ)
                 continue

@@ -35,8 +35,10 @@ def midi_to_hz(pitch: int) -> float:
 class MonitorSynth:
     """A polyphonic synth on the JACK audio device. ``note_on``/``note_off`` from any thread."""
 
-    def __init__(self, client_name: str = "riffd-monitor", polyphony: int = 8):
+    def __init__(self, client_name: str = "riffd-monitor", samplerate: int = 48000,
+                 polyphony: int = 8):
         self.client_name = client_name
+        self.samplerate = samplerate            # must equal the JACK server's rate, Hz
         self.polyphony = polyphony
         self._server = None
         self._voices: list = []
@@ -47,7 +49,8 @@ class MonitorSynth:
 
     def start(self) -> "MonitorSynth":
         pyo = _pyo()
-        server = pyo.Server(audio="jack", jackname=self.client_name, nchnls=2, duplex=0)
+        server = pyo.Server(sr=self.samplerate, audio="jack", jackname=self.client_name,
+                            nchnls=2, duplex=0)
         server.setMidiInputDevice(99999)            # no MIDI input: notes come from riffd
         server.boot()
         if not server.getIsBooted():

@@ -1,9 +1,9 @@
 """Note scheduler: one thread that hands timed notes to the MIDI output port.
 
 Times are ``time.monotonic()`` seconds. Each event is handed to the port ``lookahead`` seconds
-before it is due (``ports.latency_s`` + 2 ms) together with its ``at`` time, so a buffering
+before it is due (``ports.latency_s`` + 10 ms) together with its ``at`` time, so a buffering
 backend (JACK) places it at its exact frame; Python's wake-up jitter only has to stay under the
-2 ms margin.
+10 ms margin.
 
 Sounding notes are tracked as a multiset keyed by ``(channel, pitch)``: every note-on that went
 out gets exactly one note-off, whether the note ends normally, its pending events are cancelled

@@ -117,12 +117,14 @@ class Voice:
         self._end_beat = math.inf          # answers/follows stop here
         self._skip_silence = 0
         self._sounding: dict[int, int] = {}        # generator pitch → output pitch
+        self._on_at: dict[int, float] = {}         # generator pitch → its note-on, seconds
         self._history: collections.deque = collections.deque(maxlen=HISTORY_NOTES)
         self._opened: dict[int, float] = {}        # generator pitch → start beat
         self._swap = None                          # (generator, beat or None)
         self._bar_starts = (-1, 0)                 # (bar index, note starts in it)
         self.steps_generated = 0
         self.swaps = 0
+        self.follows = 0                           # played notes followed
         self.step_seconds: collections.deque = collections.deque(maxlen=4096)
         self.last_key = generator.key.name
 
@@ -222,6 +224,7 @@ class Voice:
             self._prime(arg)
             self._set_mode(IDLE)
         elif command == "follow":
+            self.follows += 1
             self._cancel_future()
             self._prime(arg)
             start = self._grid(self.clock.beat_at(time.monotonic() + PREPARE_S))
@@ -351,10 +354,14 @@ class Voice:
                     on_at += min(0.05, abs(self._rng.gauss(0.0, s.humanize_ms / 1000.0)))
                 self.scheduler.schedule_on(on_at, s.channel, out, velocity, tag=self.name)
                 self._sounding[pitch] = out
+                self._on_at[pitch] = on_at
                 self._opened[pitch] = self._cursor
 
     def _off(self, pitch: int, at: float) -> None:
         out = self._sounding.pop(pitch)
+        # the clock may have been re-anchored (MIDI clock in) since the note-on was placed:
+        # an off never goes before its on
+        at = max(at, self._on_at.pop(pitch, at) + 0.001)
         self.scheduler.schedule_off(at, self.settings.channel, out, tag=self.name)
         start = self._opened.pop(pitch, None)
         if start is not None:
@@ -413,5 +420,6 @@ class Voice:
                           "family": g.family, "metrics": g.metadata.get("metrics", {})},
                 "settings": {**vars(self.settings), **vars(g.settings)},
                 "steps_generated": self.steps_generated, "swaps": self.swaps,
+                "follows": self.follows,
                 "step_ms_p50": step_ms[len(step_ms) // 2],
                 "step_ms_p99": step_ms[min(len(step_ms) - 1, round(0.99 * (len(step_ms) - 1)))]}

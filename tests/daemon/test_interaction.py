@@ -1,0 +1,315 @@
+"""Playing with musicians, on real components: riffd as a child process on the dummy-driver
+JACK server, separate JACK clients (MidiPeer) on riffd:out / riffd:in, real ZeroMQ control.
+
+Covers MIDI clock out and in, the answer / follow / continuous modes, model hot swap under
+playback, MIDI CC controls (map and learn), recording to a MIDI file and the monitor synth.
+Every wait has a deadline; nothing sleeps for long on a fixed guess.
+"""
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+import mido
+import numpy as np
+import pytest
+import soundfile
+
+from daemon.midi_peer import MidiPeer
+from daemon.process import DaemonProcess
+from daemon.recording import pair_notes
+from engine.loading import BUNDLED_MODEL
+
+RATE, PERIOD = 48000, 256
+PERIOD_S = PERIOD / RATE
+ARGS = ["--midi-api", "jack", "--length", "1", "--log-level", "WARNING"]
+
+
+def note_ons(rs, channel=None):
+    return [r for r in rs if r.message[0] & 0xF0 == 0x90 and r.message[2] > 0
+            and (channel is None or (r.message[0] & 0x0F) == channel - 1)]
+
+
+def pulses(rs):
+    return [r for r in rs if r.message == [0xF8]]
+
+
+def hanging(peer) -> int:
+    return pair_notes([(r.seconds, r.message) for r in peer.received()
+                       if len(r.message) == 3])[1]
+
+
+def wait_until(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def wait_quiet(peer, seconds=0.4, timeout=6.0):
+    """Wait until no note message has arrived for ``seconds``."""
+    deadline = time.monotonic() + timeout
+    count = -1
+    while time.monotonic() < deadline:
+        now = len([r for r in peer.received() if len(r.message) == 3])
+        if now == count:
+            return
+        count = now
+        time.sleep(seconds)
+
+
+@pytest.fixture(scope="module")
+def riffd(jack_server, tmp_path_factory):
+    """Internal clock at 120 BPM, answer mode, clock out, the monitor synth on JACK audio."""
+    root = tmp_path_factory.mktemp("riffd-play")
+    log = root / "serve.log"
+    with DaemonProcess(ARGS + ["--client-name", "riffd-play", "--tempo", "120", "--silence",
+                               "0.3", "--monitor", "--record-dir", str(root)],
+                       log_path=log) as daemon:
+        daemon.root = root
+        yield daemon
+    assert daemon.proc.returncode == 0, log.read_text()
+
+
+@pytest.fixture
+def peer(riffd):
+    with MidiPeer(f"peer-{time.monotonic_ns()}") as p:
+        p.connect("riffd-play:out", "riffd-play:in")
+        yield p
+    with riffd.client() as c:
+        c.stop()
+        c.set(mode="answer")
+
+
+def wait_idle(riffd, peer):
+    """Wait until no voice plays, then until nothing more arrives."""
+    with riffd.client() as c:
+        assert wait_until(lambda: not c.status()["playing"], 10)
+    wait_quiet(peer)
+
+
+def clock_of(client) -> tuple[float, float]:
+    """(monotonic time of beat 0, seconds per beat) of the daemon's internal clock."""
+    clock = client.status()["clock"]
+    return clock["beat0_s"], 60.0 / clock["tempo"]
+
+
+# -- clock out -----------------------------------------------------------------------------------
+
+def test_clock_out_sends_24_pulses_per_quarter_at_the_tempo_with_start_and_stop(riffd, peer):
+    with riffd.client() as c:
+        c.set(tempo=150)
+        peer.clear()
+        c.start()
+        assert peer.wait_for(lambda rs: len(pulses(rs)) >= 24 * 6, 10)
+        c.stop()
+        assert peer.wait_for(lambda rs: any(r.message == [0xFC] for r in rs), 5)
+        c.set(tempo=120)
+    rs = peer.received()
+    start = next(i for i, r in enumerate(rs) if r.message == [0xFA])
+    stop = next(i for i, r in enumerate(rs) if r.message == [0xFC])
+    assert start < stop
+    assert any(r.message == [0xF2, 0, 0] for r in rs[:start + 1])      # song position 0
+    frames = [r.frame for r in pulses(rs[start:stop])]
+    intervals = np.diff(frames)
+    expected = RATE * 60 / (150 * 24)                                  # 800 frames at 150 BPM
+    assert statistics.median(intervals) == pytest.approx(expected, abs=1)
+    # a quarter note spans 24 pulses: 6 quarters in about 6 * 0.4 s
+    # 24 pulses per quarter: on average a quarter note is 24 intervals, 0.4 s at 150 BPM
+    assert (frames[-1] - frames[0]) / (len(frames) - 1) * 24 / RATE == pytest.approx(0.4, rel=0.01)
+    # frame-exact, apart from a rare stall of the loaded machine
+    assert np.mean(np.abs(intervals - expected) <= 2) >= 0.8, intervals
+
+
+# -- modes ---------------------------------------------------------------------------------------
+
+def test_an_answer_begins_on_the_next_beat_after_the_phrase_ends(riffd, peer):
+    with riffd.client() as c:
+        beat0, spb = clock_of(c)
+    # the phrase starts on a beat and its last note ends 1.9 beats later; with 0.3 s of
+    # silence (0.6 beats) the phrase ends at beat + 2.5: the answer belongs on beat + 3
+    first = int((time.monotonic() + 0.3 - beat0) / spb) + 1
+    t0 = beat0 + first * spb
+    phrase = [(62, 0, .4), (64, .5, .4), (66, 1, .4), (67, 1.5, .4)]        # beats
+    for pitch, start, length in phrase:
+        peer.send([0x90, pitch, 90], t0 + start * spb)
+        peer.send([0x80, pitch, 0], t0 + (start + length) * spb)
+    end = t0 + 1.9 * spb + 0.3
+    assert peer.wait_for(lambda rs: any(r.monotonic > end for r in note_ons(rs)), 10)
+    answer = [r for r in note_ons(peer.received()) if r.monotonic > end]
+    expected = t0 + 3 * spb
+    assert answer[0].monotonic == pytest.approx(expected, abs=PERIOD_S + 0.001), (
+        f"answer at {answer[0].monotonic - end:.3f} s after the phrase ended; "
+        f"the next beat was {expected - end:.3f} s after it")
+    wait_idle(riffd, peer)
+    assert hanging(peer) == 0
+
+
+def test_follow_responds_to_each_played_note(riffd, peer):
+    with riffd.client() as c:
+        c.set(mode="follow")
+        follows = c.status()["voices"][0]["follows"]
+        t0 = peer.play([(i * 0.6, [0x90, p, 90]) for i, p in enumerate([60, 64, 67, 72])] +
+                       [(i * 0.6 + 0.2, [0x80, p, 0]) for i, p in enumerate([60, 64, 67, 72])])
+        assert peer.wait_for(lambda rs: any(r.monotonic > t0 + 1.8 for r in note_ons(rs)), 10)
+        assert wait_until(lambda: c.status()["voices"][0]["follows"] >= follows + 4, 5), (
+            c.status()["voices"][0], follows)
+    wait_idle(riffd, peer)
+    ons = [r.monotonic for r in note_ons(peer.received())]
+    for i in range(4):                       # a response after every played note, within a beat
+        played = t0 + i * 0.6
+        assert any(played < t <= played + 0.5 for t in ons), (i, [t - t0 for t in ons])
+    assert hanging(peer) == 0
+
+
+def test_continuous_runs_until_stopped(riffd, peer):
+    with riffd.client() as c:
+        c.set(mode="continuous")
+        c.start()
+        started = time.monotonic()
+        assert peer.wait_for(lambda rs: any(r.monotonic > started + 3.0 for r in note_ons(rs)), 10)
+        c.stop()
+        stopped = time.monotonic()
+        wait_quiet(peer)
+        assert c.status()["playing"] is False
+    ons = [r.monotonic for r in note_ons(peer.received())]
+    # notes all along the three seconds, not a burst and silence
+    for second in range(3):
+        assert any(started + second <= t < started + second + 1 for t in ons), second
+    assert not any(t > stopped + 0.2 for t in ons)
+    assert hanging(peer) == 0
+
+
+# -- hot swap ------------------------------------------------------------------------------------
+
+def test_hot_swap_under_playback(riffd, peer, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header!!}")
+    good = tmp_path / "copy.safetensors"
+    shutil.copy(BUNDLED_MODEL, good)
+    with riffd.client() as c:
+        c.set(mode="continuous")
+        c.start()
+        assert peer.wait_for(lambda rs: len(note_ons(rs)) >= 4, 10)
+        with pytest.raises(Exception) as err:
+            c.request("load_model", path=str(bad))
+        assert err.value.code == "bad_args" and "broken.safetensors" in err.value.message
+        assert "keeps playing" in err.value.message
+        count = len(note_ons(peer.received()))
+        assert peer.wait_for(lambda rs: len(note_ons(rs)) >= count + 4, 10)   # still playing
+        assert c.status()["voices"][0]["swaps"] == 0
+        asked = time.monotonic()
+        reply = c.request("load_model", path=str(good))
+        assert reply["takes_effect"] == "next bar"
+        assert wait_until(lambda: c.status()["voices"][0]["swaps"] == 1, 10)
+        status = c.status()
+        assert status["model"]["path"] == str(good) and status["playing"] is True
+        swapped = time.monotonic()
+        assert peer.wait_for(lambda rs: any(r.monotonic > swapped + 1 for r in note_ons(rs)), 10)
+        c.stop()
+    wait_quiet(peer)
+    assert hanging(peer) == 0
+    frames = [r.frame for r in pulses(peer.received()) if r.monotonic > asked - 1]
+    gaps = np.diff(frames)
+    assert len(gaps) > 48 and gaps.max() <= RATE * 60 / (120 * 24) + PERIOD   # no gap
+
+
+# -- CC ------------------------------------------------------------------------------------------
+
+def test_a_cc_message_changes_a_control_and_learn_binds_the_next_cc(riffd, peer):
+    with riffd.client() as c:
+        c.request("map_cc", cc=21, control="temperature")
+        peer.send([0xB0, 21, 127])
+        assert wait_until(lambda: c.status()["settings"]["temperature"] == 5.0, 5)
+        peer.send([0xB0, 21, 0])
+        assert wait_until(lambda: c.status()["settings"]["temperature"] == 0.05, 5)
+        assert c.request("learn", control="transpose")["learning"] == "transpose"
+        peer.send([0xB3, 30, 127])                           # CC 30 on channel 4 moves
+        assert wait_until(lambda: c.status()["settings"]["transpose"] == 48, 5)
+        bindings = c.status()["cc"]["bindings"]
+        assert {"cc": 30, "control": "transpose", "voice": None, "channel": 4} in bindings
+        c.set(temperature=1.0, transpose=0)
+
+
+# -- recording and monitor ----------------------------------------------------------------------
+
+def test_a_recording_holds_the_notes_a_separate_client_saw_and_renders_to_audio(riffd, peer,
+                                                                               tmp_path):
+    path = tmp_path / "take.mid"
+    with riffd.client() as c:
+        c.request("record", action="start", path=str(path))
+        c.set(mode="continuous")
+        c.start()
+        peer.send([0x90, 50, 70])
+        peer.send([0x80, 50, 0], time.monotonic() + 0.3)
+        assert peer.wait_for(lambda rs: len(note_ons(rs)) >= 12, 10)
+        c.stop()
+        wait_quiet(peer)
+        result = c.request("record", action="stop")
+        assert c.status()["monitor"]["notes"] > 0             # the live synth played them
+    assert result["path"] == str(path) and path.exists()
+    seen = note_ons(peer.received())
+    midi = mido.MidiFile(str(path))
+    names = [t.name for t in midi.tracks]
+    assert names == ["tempo", "main", "input"]
+    assert any(m.type == "set_tempo" and round(mido.tempo2bpm(m.tempo)) == 120
+               for m in midi.tracks[0])
+    now, recorded, played_in = 0.0, [], []
+    for msg in midi:                                         # seconds through the tempo map
+        now += msg.time
+        if msg.type == "note_on" and msg.velocity > 0:
+            (played_in if msg.note == 50 and msg.velocity == 70 else recorded).append((now, msg.note))
+    assert [p for _, p in recorded] == [r.message[1] for r in seen]
+    gaps_file = np.diff([t for t, _ in recorded])
+    gaps_seen = np.diff([r.seconds for r in seen])
+    assert np.abs(gaps_file - gaps_seen).max() < 0.002       # same timing, to 2 ms
+    assert len(played_in) == 1
+    wav = tmp_path / "take.wav"
+    done = subprocess.run([sys.executable, "-m", "daemon.monitor", str(path), str(wav)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    audio, rate = soundfile.read(str(wav))
+    assert rate == 48000 and len(audio) / rate > recorded[-1][0]
+    assert np.sqrt(np.mean(audio ** 2)) > 1e-3                # not silent
+
+
+# -- clock in ------------------------------------------------------------------------------------
+
+def test_clock_in_follows_the_tempo_and_notes_land_on_the_incoming_grid(jack_server, tmp_path):
+    log = tmp_path / "serve.log"
+    args = ARGS + ["--client-name", "riffd-follow", "--clock-source", "midi",
+                   "--mode", "continuous"]
+    with DaemonProcess(args, log_path=log) as daemon, MidiPeer("clock-peer") as peer:
+        peer.connect("riffd-follow:out", "riffd-follow:in")
+        grid = []                                              # (monotonic, pulse index)
+
+        def send_clock(bpm, seconds, start_index, t):
+            spp = 60.0 / (bpm * 24)
+            for k in range(int(seconds / spp)):
+                peer.send([0xF8], t + k * spp)
+                grid.append((t + k * spp, start_index + k))
+            return t + int(seconds / spp) * spp, start_index + int(seconds / spp)
+
+        t0 = time.monotonic() + 0.05
+        peer.send([0xFA], t0 - 0.001)                          # start, then clock
+        t_mid, index = send_clock(100, 3.0, 0, t0)
+        t_end, _ = send_clock(140, 3.0, index, t_mid)
+        with daemon.client() as c:
+            assert wait_until(lambda: time.monotonic() > t0 + 2.5, 5)
+            slow = c.status()["clock"]["tempo"]
+            assert wait_until(lambda: time.monotonic() > t_mid + 2.0, 5)
+            fast = c.status()["clock"]["tempo"]
+            assert wait_until(lambda: time.monotonic() > t_end + 0.2, 5)
+            c.stop()
+        wait_quiet(peer)
+    assert daemon.proc.returncode == 0, log.read_text()
+    assert slow == pytest.approx(100, abs=1) and fast == pytest.approx(140, abs=1)
+    sixteenths = np.array([t for t, k in grid if k % 6 == 0])
+    ons = [r.monotonic for r in note_ons(peer.received()) if t0 + 0.5 < r.monotonic < t_end]
+    assert len(ons) >= 6
+    errors = np.array([np.abs(sixteenths - t).min() for t in ons])
+    assert np.percentile(errors, 90) < PERIOD_S + 0.002, errors
+    assert hanging(peer) == 0
