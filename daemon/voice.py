@@ -125,6 +125,7 @@ class Voice:
         self.steps_generated = 0
         self.swaps = 0
         self.follows = 0                           # played notes followed
+        self.last_swap: dict | None = None         # {"beat", "at"} of the latest model switch
         self.step_seconds: collections.deque = collections.deque(maxlen=4096)
         self.last_key = generator.key.name
 
@@ -398,9 +399,9 @@ class Voice:
         if beat is not None:
             self._cursor = self._grid(beat)
         self.swaps += 1
+        self.last_swap = {"beat": beat, "at": None if beat is None else self.clock.time_at(beat)}
         self._emit_event("model", {"model": str(generator.path), "family": generator.family,
-                                   "beat": beat, "at": None if beat is None
-                                   else self.clock.time_at(beat)})
+                                   **self.last_swap})
 
     # -- events ----------------------------------------------------------------------------------
     def _set_mode(self, mode: str) -> None:
@@ -420,6 +421,6 @@ class Voice:
                           "family": g.family, "metrics": g.metadata.get("metrics", {})},
                 "settings": {**vars(self.settings), **vars(g.settings)},
                 "steps_generated": self.steps_generated, "swaps": self.swaps,
-                "follows": self.follows,
+                "follows": self.follows, "last_swap": self.last_swap,
                 "step_ms_p50": step_ms[len(step_ms) // 2],
                 "step_ms_p99": step_ms[min(len(step_ms) - 1, round(0.99 * (len(step_ms) - 1)))]}
