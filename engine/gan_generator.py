@@ -15,8 +15,11 @@ Decoding: the bar's probabilities (bar_steps × pitches) are thresholded at ``th
 (cosine) to the seed's. When the model was trained on music moved to C major / A minor
 (``representation.key_normalisation``), its bars are moved back into the seed's key.
 
-Cost per bar: one generator pass at batch 1 (``prime`` does one pass at batch
-``prime_candidates``); nothing grows with the history.
+Cost per bar: the walk's next ``lookahead`` latents are known in advance, so their bars
+are made in one batched generator pass (an LSTM generator at batch 4 costs little more
+than at batch 1), and kept as probabilities; the threshold and the constraints are applied
+when a bar is played, so changing them takes effect at the next bar. ``prime`` does one
+pass at batch ``prime_candidates``. Nothing grows with the history.
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ class GANGenerator:
         self.threshold = float(representation.get("threshold", 0.5))
         self.walk_angle = 0.35                 # radians between successive latents
         self.prime_candidates = 64
+        self.lookahead = 4                     # bars generated per batched pass
         self.settings = SamplingSettings()     # kept for the daemon's interface; a GAN bar is
                                                # decoded by threshold, not sampled token by token
         self.constraints = Constraints()
@@ -64,6 +68,7 @@ class GANGenerator:
                                                   int(torch.randint(0, 2**31 - 1, ()).item()))
         self._z: torch.Tensor | None = None
         self._pending: deque[Step] = deque()
+        self._bars: deque[np.ndarray] = deque()    # (T, P) probabilities of coming bars
         self._last_frame: np.ndarray | None = None
         self.reset()
 
@@ -73,6 +78,7 @@ class GANGenerator:
         self.key, self.shift = Key(0, "major"), 0
         self._z = self._random_latent(1)
         self._pending.clear()
+        self._bars.clear()
         self._last_frame = None
 
     @torch.inference_mode()
@@ -91,7 +97,9 @@ class GANGenerator:
         profiles = np.stack([_chroma(b >= self.threshold, self.pitch_range) for b in bars])
         scores = profiles @ seed_profile / (np.linalg.norm(profiles, axis=1)
                                             * np.linalg.norm(seed_profile) + 1e-9)
-        self._z = candidates[int(np.argmax(scores))][None]
+        best = int(np.argmax(scores))
+        self._z = self._walk(candidates[best][None])
+        self._bars.append(bars[best])               # the chosen bar is played first
         return self.key
 
     def set_constraints(self, constraints: Constraints) -> None:
@@ -107,10 +115,15 @@ class GANGenerator:
 
     @torch.inference_mode()
     def next_bar_roll(self) -> np.ndarray:
-        """Generate the next bar as a ``(bar_steps, pitches)`` bool roll, then move the latent."""
-        probs = self.model(self._z.to(self.device))[0].cpu().numpy()          # (T, P)
-        self._z = self._walk(self._z)
-        return probs >= self.threshold
+        """The next bar as a ``(bar_steps, pitches)`` bool roll (the walk moves on)."""
+        if not self._bars:
+            latents = []
+            for _ in range(max(1, self.lookahead)):
+                latents.append(self._z)
+                self._z = self._walk(self._z)
+            probs = self.model(torch.cat(latents).to(self.device)).cpu().numpy()   # (K, T, P)
+            self._bars.extend(probs)
+        return self._bars.popleft() >= self.threshold
 
     def next_bar(self) -> list[Step]:
         """The next bar as ``Step``s, pitches in the seed's key, constraints applied."""
