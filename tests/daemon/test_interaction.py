@@ -217,6 +217,31 @@ def test_hot_swap_under_playback(riffd, peer, tmp_path):
     assert len(gaps) > 48 and gaps.max() <= RATE * 60 / (120 * 24) + PERIOD   # no gap
 
 
+# -- several voices ------------------------------------------------------------------------------
+
+def test_voices_are_added_played_on_their_channels_and_removed(riffd, peer):
+    with riffd.client() as c:
+        c.request("add_voice", name="bass", channel=3, mode="continuous", low=36, high=55,
+                  program=33)
+        with pytest.raises(Exception) as err:
+            c.request("add_voice", name="bass")
+        assert "already" in err.value.message
+        c.start()
+        assert peer.wait_for(lambda rs: len(note_ons(rs, 1)) >= 3 and len(note_ons(rs, 3)) >= 3,
+                             10)
+        c.request("stop", voice="bass")
+        assert wait_until(lambda: c.status()["voices"][1]["state"] == "idle", 5)
+        assert c.status()["voices"][0]["state"] == "playing"
+        c.request("remove_voice", name="bass")
+        assert [v["name"] for v in c.status()["voices"]] == ["main"]
+        c.stop()
+    wait_quiet(peer)
+    rs = peer.received()
+    assert [0xC2, 33] in [r.message for r in rs]                       # program on channel 3
+    assert all(36 <= r.message[1] <= 55 for r in note_ons(rs, 3))     # its range
+    assert hanging(peer) == 0
+
+
 # -- CC ------------------------------------------------------------------------------------------
 
 def test_a_cc_message_changes_a_control_and_learn_binds_the_next_cc(riffd, peer):
@@ -282,21 +307,24 @@ def test_clock_in_follows_the_tempo_and_notes_land_on_the_incoming_grid(jack_ser
     log = tmp_path / "serve.log"
     args = ARGS + ["--client-name", "riffd-follow", "--clock-source", "midi",
                    "--mode", "continuous"]
-    with DaemonProcess(args, log_path=log) as daemon, MidiPeer("clock-peer") as peer:
-        peer.connect("riffd-follow:out", "riffd-follow:in")
-        grid = []                                              # (monotonic, pulse index)
+    with DaemonProcess(args, log_path=log) as daemon, MidiPeer("clock-peer") as peer, \
+            MidiPeer("clock-ear") as ear:
+        peer.connect(None, "riffd-follow:in")
+        # the ear hears the sender's pulses and riffd's notes, both in frames
+        ear.connect("riffd-follow:out", None)
+        ear.connect(peer.out_port_name, None)
 
-        def send_clock(bpm, seconds, start_index, t):
+        def send_clock(bpm, seconds, t):
             spp = 60.0 / (bpm * 24)
-            for k in range(int(seconds / spp)):
+            count = int(seconds / spp)
+            for k in range(count):
                 peer.send([0xF8], t + k * spp)
-                grid.append((t + k * spp, start_index + k))
-            return t + int(seconds / spp) * spp, start_index + int(seconds / spp)
+            return t + count * spp
 
         t0 = time.monotonic() + 0.05
         peer.send([0xFA], t0 - 0.001)                          # start, then clock
-        t_mid, index = send_clock(100, 3.0, 0, t0)
-        t_end, _ = send_clock(140, 3.0, index, t_mid)
+        t_mid = send_clock(100, 3.0, t0)
+        t_end = send_clock(140, 3.0, t_mid)
         with daemon.client() as c:
             assert wait_until(lambda: time.monotonic() > t0 + 2.5, 5)
             slow = c.status()["clock"]["tempo"]
@@ -304,12 +332,14 @@ def test_clock_in_follows_the_tempo_and_notes_land_on_the_incoming_grid(jack_ser
             fast = c.status()["clock"]["tempo"]
             assert wait_until(lambda: time.monotonic() > t_end + 0.2, 5)
             c.stop()
-        wait_quiet(peer)
+        wait_quiet(ear)
     assert daemon.proc.returncode == 0, log.read_text()
     assert slow == pytest.approx(100, abs=1) and fast == pytest.approx(140, abs=1)
-    sixteenths = np.array([t for t, k in grid if k % 6 == 0])
-    ons = [r.monotonic for r in note_ons(peer.received()) if t0 + 0.5 < r.monotonic < t_end]
+    heard = ear.received()
+    clock = [r.frame for r in pulses(heard)]
+    sixteenths = np.array(clock[::6])                         # pulse 0 after Start is beat 0
+    ons = [r.frame for r in note_ons(heard) if clock[24] < r.frame < clock[-1]]
     assert len(ons) >= 6
-    errors = np.array([np.abs(sixteenths - t).min() for t in ons])
+    errors = np.array([np.abs(sixteenths - f).min() for f in ons]) / RATE
     assert np.percentile(errors, 90) < PERIOD_S + 0.002, errors
-    assert hanging(peer) == 0
+    assert hanging(ear) == 0
