@@ -31,6 +31,11 @@ class AudioRing:
         return self._written - self._read
 
     @property
+    def total_read(self) -> int:
+        """Samples handed to the device so far (silence put in for underflows not counted)."""
+        return self._read
+
+    @property
     def free(self) -> int:
         return self.capacity - self.fill
 

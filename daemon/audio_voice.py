@@ -172,6 +172,7 @@ class AudioVoice:
                                  if self.compute_seconds else None),
             "frames_generated": self.frames_generated,
             "seconds_generated": round(self.seconds_generated, 3),
+            "seconds_played": round(self.ring.total_read / self.rate, 3),
             "gain": self.output.gain,
             "error": self.error,
         }

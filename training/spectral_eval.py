@@ -2,13 +2,15 @@
 
 On the checkpoint's held-out clips (its own corpus, rendered again from the cache):
 
-* ``frame_mse``: next-frame mean squared error (normalised vectors, teacher forcing), with the
-  "repeat the last frame" predictor as a reference;
+* ``frame_mse``: next-frame mean squared error (normalised vectors, teacher forcing), with two
+  references: "repeat the last frame" and "always the training mean";
 * ``log_spectral_distance_db``: between predicted and true next frames' power spectra (dB),
   with the same reference;
 * generation from a held-out seed, stateful against the documents' sliding window (T = 40):
-  real-time factor (seconds of audio per second of compute), milliseconds per frame, and the
-  log-spectral distance of the generated continuation to the true continuation.
+  real-time factor (seconds of audio per second of compute), milliseconds per frame, the
+  log-spectral distance of the generated continuation to the true continuation, and the
+  ``edge_jump_ratio`` (sample steps across frame boundaries over steps elsewhere: clicks at
+  block edges without overlap-add, about 1 with it).
 
 Writes ``eval.json`` and ``eval.png`` (spectrograms of seed, truth and both generations) into
 ``--out`` (default: beside the checkpoint) and returns the JSON text.
@@ -55,7 +57,7 @@ def audio_lsd(codec: SpectralCodec, reference: np.ndarray, estimate: np.ndarray)
 @torch.no_grad()
 def teacher_forced(model, codec: SpectralCodec, clips) -> dict[str, float]:
     """Next-frame MSE and LSD over whole held-out clips, model and repeat-last reference."""
-    sq, sq_ref, count, lsd, lsd_ref, frames = 0.0, 0.0, 0, 0.0, 0.0, 0
+    sq, sq_ref, sq_mean, count, lsd, lsd_ref, frames = 0.0, 0.0, 0.0, 0, 0.0, 0.0, 0
     for clip in clips:
         v = codec.encode(clip.samples)                                   # (T, D)
         if len(v) < 2:
@@ -64,6 +66,7 @@ def teacher_forced(model, codec: SpectralCodec, clips) -> dict[str, float]:
         target, last = v[1:], v[:-1]
         sq += float(np.sum((pred - target) ** 2))
         sq_ref += float(np.sum((last - target) ** 2))
+        sq_mean += float(np.sum(target.astype(np.float64) ** 2))   # predicting the mean (0)
         count += target.size
         lsd += log_spectral_distance(codec, target, pred) * len(target)
         lsd_ref += log_spectral_distance(codec, target, last) * len(target)
@@ -71,8 +74,21 @@ def teacher_forced(model, codec: SpectralCodec, clips) -> dict[str, float]:
     if not count:
         raise ValueError("the held-out clips are shorter than two frames; nothing to evaluate")
     return {"frame_mse": sq / count, "frame_mse_repeat_last": sq_ref / count,
+            "frame_mse_training_mean": sq_mean / count,
             "log_spectral_distance_db": lsd / frames,
             "log_spectral_distance_db_repeat_last": lsd_ref / frames, "frames": frames}
+
+
+def edge_jump_ratio(audio: np.ndarray, hop: int) -> float:
+    """Mean |step| between samples across frame boundaries over the mean |step| elsewhere:
+    about 1 when frames join smoothly, far above 1 when every block edge clicks."""
+    steps = np.abs(np.diff(np.asarray(audio, np.float64)))
+    if len(steps) < 2 * hop:
+        return float("nan")
+    edges = np.zeros(len(steps), dtype=bool)
+    edges[hop - 1::hop] = True
+    inside = float(np.mean(steps[~edges]))
+    return float(np.mean(steps[edges]) / inside) if inside > 0 else float("nan")
 
 
 def timed_generation(generator, seed: np.ndarray, seconds: float) -> tuple[np.ndarray, dict]:
@@ -118,6 +134,7 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path | None = None,
         audio, speed = timed_generation(generator, seed, seconds)
         speed["continuation_lsd_db"] = audio_lsd(codec, truth, audio) if len(truth) else None
         speed["peak"] = float(np.max(np.abs(audio)))
+        speed["edge_jump_ratio"] = edge_jump_ratio(audio, generator.hop)
         report[name] = speed
         parts[f"{name} generation"] = audio
     report["real_time_factor"] = report["stateful"]["real_time_factor"]
@@ -138,3 +155,36 @@ def evaluate(checkpoint: str | Path, out_dir: str | Path | None = None,
 def evaluate_command(checkpoint, args) -> str:
     """The ``riffd eval`` entry point (args.out)."""
     return json.dumps(evaluate(checkpoint, getattr(args, "out", None)), indent=2)
+
+
+def bundle(checkpoint: str | Path, destination: str | Path, report: dict) -> Path:
+    """Copy a checkpoint's weights to ``destination`` with the evaluation in its metadata
+    (``metrics``), as the bundled model is made."""
+    from engine.checkpoint import load_checkpoint, save_checkpoint
+    tensors, metadata = load_checkpoint(checkpoint)
+    weights = {k: v for k, v in tensors.items() if not k.startswith("_")}
+    keep = ("frame_mse", "frame_mse_repeat_last", "frame_mse_training_mean",
+            "log_spectral_distance_db", "log_spectral_distance_db_repeat_last", "frames")
+    metrics = {**metadata.get("metrics", {}), **{k: report[k] for k in keep},
+               "stateful": report["stateful"], "sliding_window_T40": report["sliding_window_T40"],
+               "held_out_clips": report["held_out_clips"]}
+    metadata.pop("format_version", None)
+    return save_checkpoint(destination, weights, {**metadata, "metrics": metrics})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m training.spectral_eval CHECKPOINT [--bundle DEST]``."""
+    import argparse
+    parser = argparse.ArgumentParser(description="Evaluate a spectral checkpoint.")
+    parser.add_argument("checkpoint")
+    parser.add_argument("--out", help="report folder (default: beside the checkpoint)")
+    parser.add_argument("--bundle", help="also write a weights-only copy with the metrics here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    report = evaluate(args.checkpoint, args.out)
+    if args.bundle:
+        log.info("wrote %s", bundle(args.checkpoint, args.bundle, report))
+
+
+if __name__ == "__main__":
+    main()
