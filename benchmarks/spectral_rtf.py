@@ -91,22 +91,26 @@ def bundled(frames: int) -> dict:
 
 
 def stateful_vs_window(marks=(10.0, 60.0, 600.0), span: int = 40) -> dict:
+    """Both generators advance in lockstep (one frame each, alternately), so that load from
+    other processes hits both alike; per mark, the last ``span`` frames' times."""
     model, meta = load_model(BUNDLED)
     codec = SpectralCodec.from_metadata(meta["representation"])
-    out = {}
-    for name, generator in (("stateful", SpectralGenerator(model, codec, meta)),
-                            ("sliding_window_T40", WindowedSpectralGenerator(model, codec, meta))):
-        generator.prime(np.zeros(generator.hop, dtype=np.float32))
-        frame_s = generator.hop / generator.sample_rate
-        targets = {int(round(m / frame_s)): m for m in marks}
-        times, row = [], {}
-        for i in range(1, max(targets) + 1):
+    generators = {"stateful": SpectralGenerator(model, codec, meta),
+                  "sliding_window_T40": WindowedSpectralGenerator(model, codec, meta)}
+    hop_s = codec.settings.hop / codec.settings.sample_rate
+    targets = {int(round(m / hop_s)): m for m in marks}
+    times: dict[str, list[float]] = {name: [] for name in generators}
+    out: dict[str, dict] = {name: {} for name in generators}
+    for generator in generators.values():
+        generator.prime(np.zeros(codec.settings.hop, dtype=np.float32))
+    for i in range(1, max(targets) + 1):
+        for name, generator in generators.items():
             started = time.perf_counter()
             generator.next_frame()
-            times.append(time.perf_counter() - started)
+            times[name].append(time.perf_counter() - started)
             if i in targets:
-                row[f"{targets[i]:g}s"] = _percentiles(times[-span:])
-        out[name] = row
+                out[name][f"{targets[i]:g}s"] = _percentiles(times[name][-span:])
+    for name, row in out.items():
         print(f"  {name:20s} {row}", flush=True)
     return out
 

@@ -80,6 +80,7 @@ class AudioController:
         self.output: AudioOutput | None = None
         self.voice: AudioVoice | None = None
         self.generator = None
+        self.unavailable: str | None = None     # why open() found no device, for status()
 
     def open(self) -> "AudioController":
         """Load the model and open the output; AudioUnavailable when there is no device
@@ -94,8 +95,13 @@ class AudioController:
         self.generator = SpectralGenerator.from_metadata(model, metadata,
                                                          resolve_device(self.torch_device))
         self.generator.path = self.model_path
-        self.output = AudioOutput(self.device, blocksize=self.blocksize, latency=self.latency)
-        self.output.open()
+        output = AudioOutput(self.device, blocksize=self.blocksize, latency=self.latency)
+        try:
+            output.open()
+        except AudioUnavailable as exc:
+            self.unavailable = str(exc)
+            raise
+        self.output, self.unavailable = output, None
         try:
             self.voice = AudioVoice(self.generator, self.output).open()
         except Exception:
@@ -146,7 +152,7 @@ class AudioController:
     def status(self) -> dict:
         """Audio state: device, rates, buffer, underflows, real-time factor…"""
         if self.voice is None or self.output is None:
-            return {"enabled": False}
+            return {"enabled": False, "error": self.unavailable}
         gen = self.generator
         return {"enabled": True, "device": self.output.device_name,
                 "sample_rate": self.output.samplerate, "blocksize": self.output.blocksize,

@@ -100,10 +100,12 @@ def test_stop_fades_out_and_gain_seed_commands(controller, tmp_path):
 def test_no_audio_device_gives_a_clear_error():
     """With no JACK server to reach (and no sound card here), opening fails with the fix."""
     code = ("from daemon.audio_control import AudioController, AudioUnavailable\n"
+            "ctl = AudioController(None, None, 256, 'low', 'cpu')\n"
             "try:\n"
-            "    AudioController(None, None, 256, 'low', 'cpu').open()\n"
+            "    ctl.open()\n"
             "except AudioUnavailable as exc:\n"
-            "    print('UNAVAILABLE', exc)\n")
+            "    print('UNAVAILABLE', exc)\n"
+            "    assert ctl.status() == {'enabled': False, 'error': str(exc)}\n")
     env = dict(os.environ, JACK_DEFAULT_SERVER=f"riffd-no-such-server-{os.getpid()}",
                JACK_NO_START_SERVER="1")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
