@@ -20,7 +20,9 @@ AttentionState = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 class WindowedAttention(nn.Module):
-    """Scaled dot-product attention over the last ``window`` steps; output = tanh(W[h; c]).
+    """Scaled dot-product attention over the last ``window`` steps; output h + tanh(W[h; c]).
+
+    The residual path (h +) lets a deep LSTM stack train as fast as without attention.
 
     dim: size of the inputs (the last LSTM layer's hidden size). attn_dim: size of queries
     and keys. window: how many steps (this one included) a step can see.
@@ -46,7 +48,7 @@ class WindowedAttention(nn.Module):
         band = (lag >= 0) & (lag < self.window)                      # (T, T)
         weights = torch.softmax(scores.masked_fill(~band, float("-inf")), dim=-1)
         context = weights @ v                                        # (B, T, D)
-        return torch.tanh(self.out(torch.cat([h, context], dim=-1)))
+        return h + torch.tanh(self.out(torch.cat([h, context], dim=-1)))
 
     def init_state(self, batch: int, device: torch.device | str) -> AttentionState:
         W = self.window
@@ -67,5 +69,5 @@ class WindowedAttention(nn.Module):
         scores = (keys @ q.unsqueeze(-1)).squeeze(-1) / math.sqrt(self.attn_dim)   # (B, W)
         weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=-1)
         context = (weights.unsqueeze(1) @ values).squeeze(1)         # (B, D)
-        out = torch.tanh(self.out(torch.cat([h, context], dim=-1)))
+        out = h + torch.tanh(self.out(torch.cat([h, context], dim=-1)))
         return out, (keys, values, valid, slot + 1)
