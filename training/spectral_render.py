@@ -1,8 +1,9 @@
 """``riffd render CHECKPOINT out.wav --seconds 30 --seed CLIP`` for spectral models.
 
-Primes the model with a seed clip (any audio file; without ``--seed``, the first held-out clip
-of the checkpoint's own corpus), generates ``--seconds`` of audio frame by frame with the
-stateful generator and writes a WAV at the model's rate plus a spectrogram PNG beside it.
+Primes the model with a seed clip (the last 10 s of any audio file; without ``--seed``, the
+first 10 s of a held-out clip of the checkpoint's own corpus), generates ``--seconds`` of
+audio frame by frame with the stateful generator and writes a WAV at the model's rate plus a
+spectrogram PNG beside it.
 """
 from __future__ import annotations
 
@@ -50,16 +51,17 @@ def held_out_clips(metadata: dict):
 
 
 def seed_samples(seed: str | None, metadata: dict, sample_rate: int) -> tuple[np.ndarray, str]:
-    """The last SEED_SECONDS of the seed clip at ``sample_rate``, and where it came from."""
+    """The seed at ``sample_rate`` and where it came from: the last SEED_SECONDS of a given
+    clip (generation continues it), or the first SEED_SECONDS of a held-out clip (rendered
+    pieces end in a fading tail)."""
     if seed:
-        samples, source = read_audio(seed, sample_rate), seed
-    else:
-        clips = held_out_clips(metadata)
-        if not clips:
-            raise ValueError("no --seed given and the checkpoint's held-out clips cannot be "
-                             "found; pass --seed CLIP.wav")
-        samples, source = clips[0].samples, f"held-out clip {clips[0].name}"
-    return samples[-int(SEED_SECONDS * sample_rate):], source
+        samples = read_audio(seed, sample_rate)
+        return samples[-int(SEED_SECONDS * sample_rate):], seed
+    clips = held_out_clips(metadata)
+    if not clips:
+        raise ValueError("no --seed given and the checkpoint's held-out clips cannot be "
+                         "found; pass --seed CLIP.wav")
+    return clips[0].samples[:int(SEED_SECONDS * sample_rate)], f"held-out clip {clips[0].name}"
 
 
 def generate(generator, seconds: float) -> np.ndarray:
