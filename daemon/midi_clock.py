@@ -6,7 +6,8 @@ Continue (0xFB), Stop (0xFC) and Song Position Pointer (0xF2, in 16ths = 6 pulse
 - :class:`ClockOut` (one thread) sends every pulse at its time on the :class:`~daemon.clock.Clock`,
   handed to the port ``latency_s`` + 20 ms early, so JACK writes it at its exact frame.
 - :class:`ClockIn` (no thread: fed from the MIDI-in dispatcher) estimates the tempo from pulse
-  intervals by a least-squares line through the last ``window`` pulses and re-anchors the clock
+  intervals by the median interval over the last ``window`` pulses (robust to a late or lost
+  pulse; lost pulses are counted from the time gap) and re-anchors the clock
   at every pulse, so beats fall on the sender's grid. A tempo jump (three intervals in a row off
   the fit by more than 10 %) shortens the window, so the new tempo is taken up within a beat.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import math
+import statistics
 import threading
 import time
 from typing import Callable
@@ -89,7 +91,8 @@ class ClockOut:
             at = self.clock.time_at(beat)
             now = time.monotonic()
             lead = self.ports.latency_s + LEAD_S
-            if at < now - 0.05:                        # far behind (tempo jump, stall): resync
+            if at < now - 1.0:                         # far behind (a suspended machine): resync;
+                                                       # shorter stalls send late pulses, none lost
                 self._next_pulse = math.ceil(self.clock.beat_at(now + lead) * PPQ)
                 continue
             wait = at - lead - now
@@ -146,6 +149,9 @@ class ClockIn:
         self._position_beats = 0.0          # song position of pulse index 0, beats
         self._offset_beats = 0.0            # clock beat of song position 0
         self._misfits = 0
+        self._gaps = 0
+        self._last_gap = 0
+        self.lost = 0                       # pulses inferred missing from the time gaps
         self.last_pulse_s = 0.0
 
     def feed(self, message: list, time_s: float) -> None:
@@ -177,13 +183,14 @@ class ClockIn:
     def _pulse(self, t: float) -> None:
         self.pulses += 1
         self.last_pulse_s = t
-        self._index += 1
         times = self._times
+        step = self._lost_pulses(t) + 1
+        self._index += step
         if times:
             last_i, last_t = times[-1]
-            if self._index != last_i + 1:            # a relocation: the line starts anew
+            if self._index != last_i + step:         # a relocation: the line starts anew
                 times.clear()
-            elif self.tempo is not None:
+            elif self.tempo is not None and step == 1:
                 expected = 60.0 / (self.tempo * PPQ)
                 interval = t - last_t
                 self._misfits = self._misfits + 1 if abs(interval / expected - 1) > 0.10 else 0
@@ -195,20 +202,43 @@ class ClockIn:
         times.append((self._index, t))
         if len(times) < 3:
             return
-        n = len(times)
-        mi = sum(i for i, _ in times) / n
-        mt = sum(s for _, s in times) / n
-        sxx = sum((i - mi) ** 2 for i, _ in times)
-        sxy = sum((i - mi) * (s - mt) for i, s in times)
-        seconds_per_pulse = sxy / sxx
+        # medians, not least squares: one late or lost pulse (a loaded machine) moves neither
+        pairs = list(times)
+        seconds_per_pulse = statistics.median(
+            (t1 - t0) / (i1 - i0) for (i0, t0), (i1, t1) in zip(pairs, pairs[1:]))
         if seconds_per_pulse <= 0:
             return
         tempo = min(300.0, max(20.0, 60.0 / (seconds_per_pulse * PPQ)))
         self.tempo = tempo
         if self.clock.source == "midi":
-            fitted_t = mt + (self._index - mi) * seconds_per_pulse
+            fitted_t = statistics.median(t + (self._index - i) * seconds_per_pulse
+                                         for i, t in pairs)
             beat = self._offset_beats + self._position_beats + self._index / PPQ
             self.clock.anchor(fitted_t, beat, tempo)
+
+    def _lost_pulses(self, t: float) -> int:
+        """Pulses missing before this one (an overloaded JACK client can miss a cycle's input):
+        the gap is 2–6 intervals, within 10 % of a whole number, after a steady tempo. Two such
+        gaps in a row are a tempo change instead: the line starts anew from here."""
+        times = self._times
+        if self.tempo is None or len(times) < 3 or self._misfits:
+            self._gaps = 0
+            return 0
+        ratio = (t - times[-1][1]) / (60.0 / (self.tempo * PPQ))
+        n = round(ratio)
+        if not 2 <= n <= 6 or abs(ratio - n) > 0.10:
+            self._gaps = 0
+            return 0
+        self._gaps += 1
+        if self._gaps >= 2:                          # it keeps happening: a slower tempo
+            self._gaps = 0
+            self._index -= self._last_gap            # the previous gap was not lost pulses
+            self.lost -= self._last_gap
+            times.clear()
+            return 0
+        self._last_gap = n - 1
+        self.lost += n - 1
+        return n - 1
 
     def _notify(self, what: str) -> None:
         if self.on_transport is not None:
@@ -216,5 +246,5 @@ class ClockIn:
 
     def status(self) -> dict:
         receiving = time.monotonic() - self.last_pulse_s < 0.5 if self.pulses else False
-        return {"pulses": self.pulses, "tempo": None if self.tempo is None else round(self.tempo, 3),
+        return {"pulses": self.pulses, "lost": self.lost, "tempo": None if self.tempo is None else round(self.tempo, 3),
                 "receiving": receiving}
