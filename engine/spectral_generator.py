@@ -13,29 +13,16 @@ Both return ``hop`` float32 samples at ``sample_rate`` Hz per call.
 """
 from __future__ import annotations
 
-import contextlib
 from collections import deque
 
 import numpy as np
 import torch
 
+from engine.melody_generator import _cpu_fast_path as _no_onednn   # batch-1 steps: oneDNN off
 from engine.spectral_lstm import FAMILY, SpectralLSTM
 from engine.spectral_representation import OverlapAdd, SpectralCodec
 
 DEFAULT_WINDOW = 40       # frames (T), the document's sliding window
-
-
-@contextlib.contextmanager
-def _no_onednn(device: torch.device):
-    """Single-frame LSTM steps are faster at batch 1 on small CPUs without oneDNN."""
-    if device.type != "cpu" or not torch.backends.mkldnn.enabled:
-        yield
-        return
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = True
 
 
 class SpectralGenerator:
