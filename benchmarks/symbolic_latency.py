@@ -16,6 +16,7 @@ Untrained weights cost the same time as trained ones. The daemon's CPU set-up is
 oneDNN off, ``--threads`` torch threads (1 by default, as ``riffd serve``).
 
 Run:  .venv/bin/python benchmarks/symbolic_latency.py [--steps 2000] [--threads 1] [--json OUT]
+      [--only gan]
 """
 from __future__ import annotations
 
@@ -202,6 +203,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--train-seconds", type=float, default=4.0)
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--only", help="time only models whose name contains this text")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.backends.mkldnn.enabled = False                           # as riffd serve on CPU
@@ -209,6 +211,8 @@ def main() -> int:
     print(f"{'model':44s} {'step p50':>9s} {'step p99':>9s} {'bar mean':>9s} {'bar p99':>9s} "
           f"{'train frames/s':>15s}  ({args.threads} thread(s), ms)")
     for name, family, model_fields, data in recipes():
+        if args.only and args.only not in name:
+            continue
         spec = MODEL_FAMILIES[family]
         data_fields, metadata = setup(family, data)
         torch.manual_seed(0)

@@ -57,7 +57,7 @@ class GANGenerator:
         self.transposed = representation.get("key_normalisation", "none") != "none"
         self.threshold = float(representation.get("threshold", 0.5))
         self.walk_angle = 0.35                 # radians between successive latents
-        self.prime_candidates = 64
+        self.prime_candidates = 16             # latents tried by prime (one batched pass)
         self.lookahead = 4                     # bars generated per batched pass
         self.settings = SamplingSettings()     # kept for the daemon's interface; a GAN bar is
                                                # decoded by threshold, not sampled token by token
