@@ -81,11 +81,16 @@ def clock_and_grid(daemon, peer, rate: int, bpm: float, seconds: float) -> dict:
     start = next(i for i, r in enumerate(rs) if r.message == [0xFA])
     pulses = [r.frame for r in rs[start:] if r.message == [0xF8]]
     spp_frames = rate * 60.0 / (bpm * 24)
-    grid = np.array(pulses[::6])                 # 16ths from the first pulse after Start
+    # pulse numbers from the frame gaps: a listener that misses a pulse in an xrun keeps count
+    numbers = [0]
+    for a, b in zip(pulses, pulses[1:]):
+        numbers.append(numbers[-1] + max(1, round((b - a) / spp_frames)))
+    grid = np.array([f for f, n in zip(pulses, numbers) if n % 6 == 0])   # 16ths after Start
     ons = [r.frame for r in rs[start:] if r.message[0] & 0xF0 == 0x90 and len(r.message) == 3
            and r.message[2] > 0 and grid[0] <= r.frame <= grid[-1]]
     errors = [np.abs(grid - f).min() for f in ons]
     return {"pulse_interval_error_ms": pct(np.diff(pulses) - spp_frames, 1000.0 / rate),
+            "pulses_missing_at_listener": int(numbers[-1] + 1 - len(pulses)),
             "note_on_grid_error_ms": pct(errors, 1000.0 / rate),
             "late_notes": status["counters"]["late_notes"]}
 

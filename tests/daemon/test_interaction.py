@@ -208,6 +208,9 @@ def test_hot_swap_under_playback(riffd, peer, tmp_path):
         status = c.status()
         assert status["model"]["path"] == str(good) and status["playing"] is True
         swapped = time.monotonic()
+        listed = {m["path"]: m for m in c.request("list_models")["models"]}
+        assert listed[str(good)]["family"] == "melody_lstm"
+        assert "metrics" in listed[str(good)] and "error" in listed[str(bad)]
         assert peer.wait_for(lambda rs: any(r.monotonic > swapped + 1 for r in note_ons(rs)), 10)
         c.stop()
     wait_quiet(peer)
