@@ -3,8 +3,8 @@
 Runs ``riffd serve`` (a child process) on a private dummy-driver JACK server and measures:
 
 1. MIDI clock out: pulse-interval jitter (frames, vs 60 / (tempo * 24) s) and the note-on error
-   against the grid of those pulses (a 16th = 6 pulses after Start), while a continuous voice
-   plays. Baseline in the same run: a JACK client sending 24 PPQ pulses frame-scheduled to
+   against those pulses (each note-on against its nearest pulse, and how many notes share one
+   phase of the 16th grid = every 6th pulse after Start), while a continuous voice plays. Baseline in the same run: a JACK client sending 24 PPQ pulses frame-scheduled to
    another (the port layer alone, no daemon).
 2. Answer delay: a phrase played into riffd:in, from the end of the phrase (last note-off +
    silence) to the first note of the answer, against the next beat of riffd's clock.
@@ -81,17 +81,17 @@ def clock_and_grid(daemon, peer, rate: int, bpm: float, seconds: float) -> dict:
     start = next(i for i, r in enumerate(rs) if r.message == [0xFA])
     pulses = [r.frame for r in rs[start:] if r.message == [0xF8]]
     spp_frames = rate * 60.0 / (bpm * 24)
-    # pulse numbers from the frame gaps: a listener that misses a pulse in an xrun keeps count
-    numbers = [0]
-    for a, b in zip(pulses, pulses[1:]):
-        numbers.append(numbers[-1] + max(1, round((b - a) / spp_frames)))
-    grid = np.array([f for f, n in zip(pulses, numbers) if n % 6 == 0])   # 16ths after Start
+    clock = np.array(pulses)
     ons = [r.frame for r in rs[start:] if r.message[0] & 0xF0 == 0x90 and len(r.message) == 3
-           and r.message[2] > 0 and grid[0] <= r.frame <= grid[-1]]
-    errors = [np.abs(grid - f).min() for f in ons]
+           and r.message[2] > 0 and clock[0] <= r.frame <= clock[-1]]
+    # each note-on against the pulse it should coincide with (a 16th is 6 pulses), and the
+    # pulse's number since Start modulo 6: one phase for all notes means they sit on 16ths
+    nearest = [int(np.abs(clock - f).argmin()) for f in ons]
+    errors = [abs(clock[i] - f) for i, f in zip(nearest, ons)]
+    phases = np.bincount([i % 6 for i in nearest], minlength=6)
     return {"pulse_interval_error_ms": pct(np.diff(pulses) - spp_frames, 1000.0 / rate),
-            "pulses_missing_at_listener": int(numbers[-1] + 1 - len(pulses)),
-            "note_on_grid_error_ms": pct(errors, 1000.0 / rate),
+            "note_on_error_vs_pulse_ms": pct(errors, 1000.0 / rate),
+            "notes_on_16th_phase": f"{int(phases.max())}/{len(ons)}",
             "late_notes": status["counters"]["late_notes"]}
 
 

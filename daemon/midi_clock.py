@@ -246,5 +246,6 @@ class ClockIn:
 
     def status(self) -> dict:
         receiving = time.monotonic() - self.last_pulse_s < 0.5 if self.pulses else False
-        return {"pulses": self.pulses, "lost": self.lost, "tempo": None if self.tempo is None else round(self.tempo, 3),
+        tempo = None if self.tempo is None else round(self.tempo, 3)
+        return {"pulses": self.pulses, "lost": self.lost, "tempo": tempo,
                 "receiving": receiving}

@@ -64,8 +64,8 @@ class ProtocolError(Exception):
 class ArgSpec:
     """One argument of a command (or one field of a note object).
 
-    ``type`` is ``"int"``, ``"float"``, ``"bool"``, ``"str"`` or ``"notes"`` (a list of note objects, see
-    :data:`NOTE_FIELDS`). ``min``/``max`` bound the value, inclusive unless ``min_exclusive``;
+    ``type`` is ``"int"``, ``"float"``, ``"bool"``, ``"str"`` or ``"notes"`` (a list of note
+    objects, see :data:`NOTE_FIELDS`). ``choices`` limits a value to a few. ``min``/``max`` bound the value, inclusive unless ``min_exclusive``;
     for ``"notes"`` they bound the number of notes. ``default`` is filled in when an optional
     argument is absent (``None``: left absent). ``unit`` is named in messages (``"BPM"``).
     """

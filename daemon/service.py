@@ -315,8 +315,8 @@ class Riffd:
         if "tempo" in args:
             tempo = args.pop("tempo")
             if self.clock.source == "midi":
-                raise ProtocolError("unavailable", "the tempo follows MIDI clock in; switch to "
-                                                   "the internal clock first: clock source=internal")
+                raise ProtocolError("unavailable", "the tempo follows MIDI clock in; switch to the "
+                                                   "internal clock first: clock source=internal")
             self.clock.set_tempo(tempo)
         if args:
             self._configure(voice_name, args)

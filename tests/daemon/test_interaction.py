@@ -293,7 +293,8 @@ def test_a_recording_holds_the_notes_a_separate_client_saw_and_renders_to_audio(
     for msg in midi:                                         # seconds through the tempo map
         now += msg.time
         if msg.type == "note_on" and msg.velocity > 0:
-            (played_in if msg.note == 50 and msg.velocity == 70 else recorded).append((now, msg.note))
+            mine = msg.note == 50 and msg.velocity == 70
+            (played_in if mine else recorded).append((now, msg.note))
     assert [p for _, p in recorded] == [r.message[1] for r in seen]
     gaps_file = np.diff([t for t, _ in recorded])
     # the client's arrival times (monotonic seconds through its own frame clock)
