@@ -121,7 +121,8 @@ def answers(daemon, peer, phrases: int, silence: float) -> dict:
             wait_until(lambda: not c.status()["playing"], 10)
             time.sleep(0.3)
     return {"delay_after_phrase_end_ms": pct(delays, 1000.0),
-            "answers": len(delays), "on_next_beat": sum(b == 0 for b in beats_late),
+            "answers": len(delays), "beats_late": beats_late,
+            "on_next_beat": sum(b == 0 for b in beats_late),
             "later_beat": sum(b > 0 for b in beats_late)}
 
 

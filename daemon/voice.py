@@ -237,6 +237,7 @@ class Voice:
                 self._cut()
                 start = self.clock.next_beat(time.monotonic() + PREPARE_S)
                 self._begin(PLAYING, start, math.inf)
+                self._skip_silence = MAX_LEADING_SILENCE_STEPS   # sound from the first beat
         elif command == "halt":
             self._cut()
             self._set_mode(IDLE)

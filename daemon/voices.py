@@ -14,6 +14,7 @@ from pathlib import Path
 from daemon.voice import Voice, VoiceSettings, check_settings
 from engine.checkpoint import CheckpointError, read_metadata
 from engine.loading import load_generator
+from engine.melody_representation import Note
 from engine.sampling import SamplingSettings
 
 PROTOCOL_TO_SETTING = {"length": "length_bars"}
@@ -37,11 +38,20 @@ def split_controls(controls: dict) -> tuple[dict, dict]:
     return voice, sampling
 
 
+WARM_UP_PHRASE = [Note(60, 0.0, 0.5), Note(64, 0.5, 0.5), Note(67, 1.0, 1.0)]
+
+
 def load_voice_generator(model: str | None, device: str, sampling: dict | None = None):
-    """Load a checkpoint (None or "" = the bundled model) as a generator with ``sampling``."""
+    """Load a checkpoint (None or "" = the bundled model) as a generator with ``sampling``,
+    warmed up: the first prime and steps of a fresh model are slow (lazy allocations), and a
+    voice's first answer must not pay for them."""
     generator = load_generator(model or None, device)
     if sampling:
         generator.settings = replace(generator.settings, **sampling)
+    generator.prime(WARM_UP_PHRASE)
+    for _ in range(4):
+        generator.next_step()
+    generator.reset()
     return generator
 
 

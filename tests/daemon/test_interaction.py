@@ -148,6 +148,27 @@ def test_an_answer_begins_on_the_next_beat_after_the_phrase_ends(riffd, peer):
     assert hanging(peer) == 0
 
 
+def test_an_answer_on_bar_begins_on_the_next_bar_line(riffd, peer):
+    with riffd.client() as c:
+        c.set(answer_on="bar")
+        beat0, spb = clock_of(c)
+        bar = 4 * spb
+        first = int((time.monotonic() + 0.3 - beat0) / bar) + 1
+        t0 = beat0 + first * bar                             # the phrase starts on a bar line
+        for i, pitch in enumerate([60, 64, 67]):
+            peer.send([0x90, pitch, 90], t0 + i * spb)
+            peer.send([0x80, pitch, 0], t0 + (i + 0.5) * spb)
+        end = t0 + 2.5 * spb + 0.3                           # 3.1 beats into the bar
+        try:
+            assert peer.wait_for(lambda rs: any(r.monotonic > end for r in note_ons(rs)), 10)
+        finally:
+            c.set(answer_on="beat")
+    answer = [r for r in note_ons(peer.received()) if r.monotonic > end]
+    assert answer[0].monotonic == pytest.approx(t0 + bar, abs=PERIOD_S + 0.001)
+    wait_idle(riffd, peer)
+    assert hanging(peer) == 0
+
+
 def test_follow_responds_to_each_played_note(riffd, peer):
     with riffd.client() as c:
         c.set(mode="follow")
