@@ -16,10 +16,11 @@ Decoding: the bar's probabilities (bar_steps × pitches) are thresholded at ``th
 (``representation.key_normalisation``), its bars are moved back into the seed's key.
 
 Cost per bar: the walk's next ``lookahead`` latents are known in advance, so their bars
-are made in one batched generator pass (an LSTM generator at batch 4 costs little more
-than at batch 1), and kept as probabilities; the threshold and the constraints are applied
-when a bar is played, so changing them takes effect at the next bar. ``prime`` does one
-pass at batch ``prime_candidates``. Nothing grows with the history.
+are made in one batched generator pass (8 by default: the document-sized bi-LSTM generator
+takes about 33 ms for 8 bars against 14–18 ms for one, on one CPU thread), and kept as
+probabilities; the threshold and the constraints are applied when a bar is played, so
+changing them takes effect at the next bar. ``prime`` does one pass at batch
+``prime_candidates`` and plays the chosen bar first. Nothing grows with the history.
 """
 from __future__ import annotations
 
