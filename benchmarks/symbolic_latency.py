@@ -36,7 +36,7 @@ from torch.nn import functional as F  # noqa: E402
 
 from engine.checkpoint import read_metadata  # noqa: E402
 from engine.loading import BUNDLED_MODEL, MODEL_FAMILIES  # noqa: E402
-from engine.melody_representation import Note, Vocabulary  # noqa: E402
+from engine.melody_representation import Note  # noqa: E402
 from engine.pianoroll import OCTAVE_CUT  # noqa: E402
 from engine.sampling import sample  # noqa: E402
 

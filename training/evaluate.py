@@ -193,10 +193,10 @@ def evaluate_gan(checkpoint: str | Path, args) -> dict:
         walk.append(np.concatenate([generator.next_bar_roll()
                                     for _ in range(PIECE_STEPS // bar_steps)]))
     real_metrics = roll_metrics(list(val_bars), pr, bar_steps)
+    independent = compare(roll_metrics(list(bars), pr, bar_steps), real_metrics)
     report = {"family": metadata["family"], "held_out_pieces": n_val,
               "held_out_bars": int(len(val_bars)),
-              "independent_bars": {"count": GAN_BARS,
-                                   **compare(roll_metrics(list(bars), pr, bar_steps), real_metrics)},
+              "independent_bars": {"count": GAN_BARS, **independent},
               "latent_walk": {"pieces": len(walk), "bars_per_piece": PIECE_STEPS // bar_steps,
                               "walk_angle": generator.walk_angle,
                               **compare(roll_metrics(walk, pr, bar_steps), real_metrics)}}

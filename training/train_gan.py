@@ -130,7 +130,8 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
              len(train_bars), n_train, len(val_bars), n_val)
 
     if "bar_steps" in recipe.model:
-        raise ValueError("the bar length is a data setting: set data.bar_steps, not model.bar_steps")
+        raise ValueError("the bar length is a data setting: set data.bar_steps, "
+                         "not model.bar_steps")
     spec = MODEL_FAMILIES[recipe.family]
     model_cfg = spec.config(num_pitches=pr.size, bar_steps=cfg.bar_steps, **recipe.model)
     model: GANBase = spec.model(model_cfg).to(device)

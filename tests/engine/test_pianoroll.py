@@ -67,7 +67,8 @@ def test_n_steps_cuts_and_pads():
 
 
 def test_transpose_to_reference_moves_d_major_to_c():
-    d_major = [Note(p, i * 0.5, 0.5) for i, p in enumerate([62, 64, 66, 67, 69, 71, 73, 74, 69, 62])]
+    scale = [62, 64, 66, 67, 69, 71, 73, 74, 69, 62]
+    d_major = [Note(p, i * 0.5, 0.5) for i, p in enumerate(scale)]
     moved, key, shift = transpose_to_reference(d_major)
     assert key == Key(2, "major") and shift == -2
-    assert [n.pitch for n in moved] == [p - 2 for p in [n.pitch for n in d_major]]
+    assert [n.pitch for n in moved] == [p - 2 for p in scale]

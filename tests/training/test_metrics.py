@@ -42,7 +42,8 @@ def test_qualified_notes_are_three_steps_or_longer():
 
 def test_pitch_entropy_in_bits():
     four_classes = [Note(p, i * 1.0, 1.0) for i, p in enumerate([60, 62, 64, 65])]
-    assert pitch_entropy([notes_to_roll(four_classes, OCTAVE_CUT)], OCTAVE_CUT) == pytest.approx(2.0)
+    roll = notes_to_roll(four_classes, OCTAVE_CUT)
+    assert pitch_entropy([roll], OCTAVE_CUT) == pytest.approx(2.0)
     same_class = [Note(60, 0, 1), Note(72, 1, 1)]
     assert pitch_entropy([notes_to_roll(same_class, OCTAVE_CUT)], OCTAVE_CUT) == 0.0
     chromatic = [Note(60 + i, i * 1.0, 1.0) for i in range(12)]
