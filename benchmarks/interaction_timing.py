@@ -7,7 +7,9 @@ Runs ``riffd serve`` (a child process) on a private dummy-driver JACK server and
    phase of the 16th grid = every 6th pulse after Start), while a continuous voice plays. Baseline in the same run: a JACK client sending 24 PPQ pulses frame-scheduled to
    another (the port layer alone, no daemon).
 2. Answer delay: a phrase played into riffd:in, from the end of the phrase (last note-off +
-   silence) to the first note of the answer, against the next beat of riffd's clock.
+   silence) to the first note of the answer, against the next beat of riffd's clock that is at
+   least ``daemon.voice.PREPARE_S`` (30 ms: prime the model, hand the note to the port) after
+   the end; how often that skipped a closer beat is counted.
 3. ``load_model`` under playback: from the request to the bar line where the new model takes
    over, against the next bar line at the time of the request.
 
@@ -35,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from daemon.jack_server import JackServer  # noqa: E402
 from daemon.midi_peer import MidiPeer  # noqa: E402
 from daemon.process import DaemonProcess  # noqa: E402
+from daemon.voice import PREPARE_S  # noqa: E402
 from engine.loading import BUNDLED_MODEL  # noqa: E402
 
 
@@ -96,7 +99,7 @@ def clock_and_grid(daemon, peer, rate: int, bpm: float, seconds: float) -> dict:
 
 
 def answers(daemon, peer, phrases: int, silence: float) -> dict:
-    delays, beats_late = [], []
+    delays, beats_late, tight = [], [], 0
     with daemon.client() as c:
         c.set(mode="answer")
         for _ in range(phrases):
@@ -115,14 +118,18 @@ def answers(daemon, peer, phrases: int, silence: float) -> dict:
             if ok:
                 first = min(r.monotonic for r in peer.received() if r.monotonic > end
                             and r.message[0] & 0xF0 == 0x90 and r.message[2] > 0)
-                next_beat = beat0 + math.ceil((end - beat0) / spb) * spb
+                # riffd needs PREPARE_S to prime the model and hand the first note over: the
+                # next beat it can make is the first one at least that long after the end
+                next_beat = beat0 + math.ceil((end + PREPARE_S - beat0) / spb) * spb
                 delays.append(first - end)
                 beats_late.append(round((first - next_beat) / spb))
+                tight += (next_beat - end) > spb
             wait_until(lambda: not c.status()["playing"], 10)
             time.sleep(0.3)
     return {"delay_after_phrase_end_ms": pct(delays, 1000.0),
             "answers": len(delays), "beats_late": beats_late,
             "on_next_beat": sum(b == 0 for b in beats_late),
+            "beat_within_prepare_s_skipped": tight,
             "later_beat": sum(b > 0 for b in beats_late)}
 
 

@@ -16,6 +16,7 @@ the captor thread; each voice generates on its own thread; pulses go out on the 
 from __future__ import annotations
 
 import datetime
+import gc
 import logging
 import signal
 import sys
@@ -134,6 +135,11 @@ class Riffd:
                      self.ports.out_port_name, self.ports.in_port_name, self.ports.api,
                      cfg.clock_source, self.clock.tempo, self.control.router_address,
                      self.control.pub_address)
+            # everything loaded so far lives as long as the daemon: keep it out of the garbage
+            # collector's full passes, which hold the GIL (and so every role's thread) for
+            # tens of milliseconds over a heap with torch in it
+            gc.collect()
+            gc.freeze()
             if ready is not None:
                 ready.set()
             while not self._shutdown.wait(0.25):
