@@ -80,6 +80,17 @@ def _serve_parser(sub) -> None:
                    help="folder for `record start` without a path (default recordings/)")
     p.add_argument("--monitor", action="store_true", default=None,
                    help="hear the notes through a pyo synth on the JACK audio device")
+    audio = p.add_argument_group("spectral audio voice (raw audio from an FFT-frame LSTM)")
+    audio.add_argument("--audio", action="store_true", default=None,
+                       help="also run the audio voice; start it with `riffd ctl audio_start`")
+    audio.add_argument("--audio-model", dest="audio_model",
+                       help="spectral checkpoint (default: the bundled spectral model)")
+    audio.add_argument("--audio-device", dest="audio_device",
+                       help="output device name or index (`python -m sounddevice` lists them)")
+    audio.add_argument("--audio-blocksize", dest="audio_blocksize", type=int,
+                       help="frames per audio callback (default 256; 0 = PortAudio's choice)")
+    audio.add_argument("--audio-latency", dest="audio_latency",
+                       help="output latency: low, high or seconds (default low)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 

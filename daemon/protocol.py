@@ -64,9 +64,10 @@ class ProtocolError(Exception):
 class ArgSpec:
     """One argument of a command (or one field of a note object).
 
-    ``type`` is ``"int"``, ``"float"``, ``"bool"``, ``"str"`` or ``"notes"`` (a list of note
-    objects, see :data:`NOTE_FIELDS`). ``choices`` limits a value to a few. ``min``/``max`` bound the value, inclusive unless ``min_exclusive``;
-    for ``"notes"`` they bound the number of notes. ``default`` is filled in when an optional
+    ``type`` is ``"int"``, ``"float"``, ``"bool"``, ``"str"``, ``"notes"`` (a list of note
+    objects, see :data:`NOTE_FIELDS`) or ``"samples"`` (a list of finite numbers: audio).
+    ``choices`` limits a value to a few. ``min``/``max`` bound the value, inclusive unless
+    ``min_exclusive``; for ``"notes"`` and ``"samples"`` they bound the length of the list. ``default`` is filled in when an optional
     argument is absent (``None``: left absent). ``unit`` is named in messages (``"BPM"``).
     """
 
@@ -98,6 +99,7 @@ class CommandSpec:
 
 
 MAX_SEED_NOTES = 2048
+MAX_AUDIO_SAMPLES = 32000   # what fits in MAX_MESSAGE_BYTES as JSON (about 2 s at 16 kHz)
 MAX_STRING_CHARS = 4096
 
 # Fields of one note object in `seed`'s "notes" (and in `phrase` events). Times are in beats.
@@ -212,6 +214,23 @@ COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
         ArgSpec("path", "str", doc="file to write (start; default: a new file in the "
                                    "recordings folder)"),
     ), result='{"recording": bool, "path": ..., "notes": N}'),
+    CommandSpec("audio_start", "Start the audio voice (spectral model → audio device).",
+                result="the audio status (see audio_status)"),
+    CommandSpec("audio_stop", "Stop the audio voice with a 5 ms fade-out.",
+                result="the audio status"),
+    CommandSpec("audio_seed", "Prime the audio voice from a clip: a file or samples.", args=(
+        ArgSpec("path", "str", doc="audio file the daemon can read (WAV, FLAC, OGG)"),
+        ArgSpec("samples", "samples", min=1, max=MAX_AUDIO_SAMPLES, unit="samples",
+                doc="mono samples, nominally -1 to 1 (instead of path)"),
+        ArgSpec("sample_rate", "int", min=4000, max=192000, unit="Hz",
+                doc="rate of samples (required with samples)"),
+    ), result='the audio status and "seed_seconds"'),
+    CommandSpec("audio_gain", "Set the audio voice's output gain; give gain or db.", args=(
+        ArgSpec("gain", "float", min=0, max=2, doc="linear gain (1 = unchanged)"),
+        ArgSpec("db", "float", min=-60, max=6, unit="dB", doc="gain in decibels"),
+    ), at_least_one=True, result="the audio status"),
+    CommandSpec("audio_status", "Report the audio voice: underflows, buffer fill, speed.",
+                result="enabled, playing, underflows, buffer_seconds, real_time_factor, ..."),
 )}
 
 @dataclass(frozen=True)
@@ -356,6 +375,15 @@ def _check_value(cmd: str, where: str, spec: ArgSpec, value: Any) -> Any:
         if spec.choices is not None and value not in spec.choices:
             raise bad()
         return value
+    if spec.type == "samples":
+        if not isinstance(value, list):
+            raise bad()
+        if not _in_range(spec, len(value)):
+            raise bad(f"{len(value)} samples")
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                   for x in value):
+            raise bad("a list with something other than finite numbers")
+        return [float(x) for x in value]
     if spec.type == "notes":
         if not isinstance(value, list):
             raise bad()
@@ -412,7 +440,7 @@ def expectation(spec: ArgSpec) -> str:
             return "one of " + ", ".join(_show(c) for c in spec.choices)
         return f"a string of at most {MAX_STRING_CHARS} characters"
     unit = f" {spec.unit}" if spec.unit else ""
-    if spec.type == "notes":
+    if spec.type in ("notes", "samples"):
         return f"a list of {_num(spec.min)} to {_num(spec.max)}{unit}"
     noun = "a whole number" if spec.type == "int" else "a number"
     if spec.choices is not None:

@@ -45,6 +45,11 @@ class ServeConfig:
     model_dirs: list = field(default_factory=lambda: ["runs", "models"])  # for list_models
     record_dir: str = "recordings"          # where `record start` writes without a path
     monitor: bool = False                   # play generated notes through a pyo synth (JACK)
+    audio: bool = False                     # run the spectral audio voice on the audio device
+    audio_model: str = ""                   # spectral checkpoint; "" = the bundled one
+    audio_device: str = ""                  # output device name or index; "" = the default
+    audio_blocksize: int = 256              # frames per audio callback (0 = PortAudio's choice)
+    audio_latency: str = "low"              # low | high | seconds
     voices: list = field(default_factory=list)     # [[voice]] tables
     cc: dict = field(default_factory=dict)         # [cc] table: control -> CC number
 

@@ -1,13 +1,13 @@
 """The daemon: clock, MIDI ports, scheduler, voices, MIDI clock, phrase captor, CC map,
-recorder, optional monitor synth, and the ZeroMQ control server.
+recorder, optional monitor synth, optional spectral audio voice, and the ZeroMQ control server.
 
 ``Riffd.run()`` starts every role, waits for SIGINT, SIGTERM or ``shutdown``, then stops them
 in reverse order: control, MIDI input, captor, clock out (a Stop goes out), voices (their notes
-end), scheduler (every sounding note off), monitor, ports (closed and deleted).
+end), scheduler (every sounding note off), audio voice (fades out), monitor, ports (closed
+and deleted).
 
-Commands are routed by name through ``self.routes`` (``name -> fn(cmd, args) -> dict``); an
-optional role adds its own with one line, e.g.
-``self.routes.update(dict.fromkeys(AUDIO_COMMANDS, audio.handle))``.
+Commands are routed by name through ``self.routes`` (``name -> fn(cmd, args) -> dict``); the
+``audio_*`` commands go to the audio controller when ``--audio`` opened one.
 
 Threads: the control thread runs the command handlers; MIDI input arrives on the port's
 dispatcher thread (:meth:`Riffd._on_input` only routes it); phrases and played notes come from
@@ -34,7 +34,7 @@ from daemon.control import ControlServer
 from daemon.midi_clock import ClockIn, ClockOut
 from daemon.midi_ports import open_midi_ports
 from daemon.phrase_capture import PhraseCaptor, PlayedNote
-from daemon.protocol import PROTOCOL_VERSION, ProtocolError
+from daemon.protocol import COMMANDS, PROTOCOL_VERSION, ProtocolError
 from daemon.recorder import Recorder
 from daemon.scheduler import Scheduler
 from daemon.serve_config import ServeConfig
@@ -46,6 +46,7 @@ from engine.key_finding import estimate_key
 from engine.melody_representation import Note
 
 log = logging.getLogger(__name__)
+AUDIO_COMMANDS = tuple(name for name in COMMANDS if name.startswith("audio_"))
 
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "greedy")
 SWITCH_INTERVAL_S = 0.0005       # Python's GIL switch interval in the daemon, seconds
@@ -72,6 +73,8 @@ class Riffd:
         self.captor: PhraseCaptor | None = None
         self.control: ControlServer | None = None
         self.monitor = None
+        self.audio = None                   # AudioController when --audio
+        self.audio_error = "off: start riffd serve with --audio"
         self.port_errors = 0
         self.routes = {
             "status": lambda cmd, args: self.status(), "start": self._start, "stop": self._stop,
@@ -80,6 +83,7 @@ class Riffd:
             "remove_voice": self._remove_voice, "load_model": self._load_model,
             "list_models": self._list_models, "map_cc": self._map_cc, "learn": self._learn,
             "record": self._record,
+            **{name: self._audio_command for name in AUDIO_COMMANDS},
         }
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -108,6 +112,8 @@ class Riffd:
                 rate = getattr(self.ports, "samplerate", 0) or 48000
                 self.monitor = MonitorSynth(f"{cfg.client_name}-monitor", rate).start()
                 stack.callback(self.monitor.stop)
+            if cfg.audio or cfg.audio_model:
+                self._open_audio(stack)
             self.scheduler = Scheduler(self.ports, on_event=self._on_midi_event)
             self.scheduler.start()
             stack.callback(self.scheduler.stop)          # every sounding note off
@@ -149,6 +155,39 @@ class Riffd:
                 log.info("recording written: %s", self.recorder.stop()["path"])
         log.info("riffd stopped cleanly")
         return 0
+
+    def _open_audio(self, stack: ExitStack) -> None:
+        """Start the spectral audio voice's output; without a device say why and go on with
+        the MIDI voices (audio commands then answer ``unavailable`` with the reason)."""
+        from daemon.audio_control import AudioController, AudioUnavailable
+        cfg = self.cfg
+        latency = cfg.audio_latency
+        try:
+            latency = float(latency)
+        except ValueError:
+            pass
+        device = cfg.audio_device or None
+        if device is not None and device.isdigit():
+            device = int(device)
+        controller = AudioController(cfg.audio_model or None, device, cfg.audio_blocksize,
+                                     latency, cfg.device)
+        try:
+            controller.open()
+        except AudioUnavailable as exc:
+            self.audio_error = str(exc)
+            log.error("audio voice off: %s; the MIDI voices keep working", exc)
+            return
+        self.audio = controller
+        stack.callback(controller.close)
+
+    def _audio_command(self, cmd, args) -> dict:
+        from daemon.audio_control import AudioCommandError
+        if self.audio is None:
+            raise ProtocolError("unavailable", f"{cmd}: the audio voice is {self.audio_error}")
+        try:
+            return self.audio.handle(cmd, args)
+        except AudioCommandError as exc:
+            raise ProtocolError("bad_args", f"{cmd}: {exc}") from None
 
     def _voice_specs(self) -> list[dict]:
         """[[voice]] tables, or one voice "main" from [serve]; ``--model`` sets the first one's."""
@@ -457,6 +496,8 @@ class Riffd:
             "cc": self.cc_map.status(),
             "recording": {"on": self.recorder.recording,
                           "path": str(self.recorder.path) if self.recorder.path else None},
+            "audio": (self.audio.status() if self.audio is not None
+                      else {"enabled": False, "error": self.audio_error}),
             "monitor": {"on": self.monitor is not None,
                         "notes": self.monitor.notes_played if self.monitor else 0},
             "ports": {"api": self.ports.api, "out": self.ports.out_port_name,

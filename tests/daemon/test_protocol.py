@@ -271,11 +271,24 @@ def test_encode_event_refuses_undocumented_events(name, data):
 def test_tables_are_consistent():
     assert set(COMMANDS) == {"ping", "status", "start", "stop", "set", "seed", "panic", "shutdown",
                              "clock", "add_voice", "remove_voice", "load_model", "list_models",
-                             "map_cc", "learn", "record"}
+                             "map_cc", "learn", "record", "audio_start", "audio_stop",
+                             "audio_seed", "audio_gain", "audio_status"}
     assert set(EVENTS) == {"note_on", "note_off", "phrase", "state", "error", "model", "learned",
                            "transport"}
     assert "internal" in ERROR_CODES and "unavailable" in ERROR_CODES
     for spec in COMMANDS.values():
         for a in spec.args:
-            assert a.type in {"int", "float", "bool", "str", "notes"}
+            assert a.type in {"int", "float", "bool", "str", "notes", "samples"}
             assert not (a.required and a.default is not None)
+
+
+def test_samples_are_a_bounded_list_of_finite_numbers():
+    ok = decode_request(b'{"v": 1, "cmd": "audio_seed", "args": {"samples": [0, 0.5, -1], '
+                        b'"sample_rate": 16000}}')
+    assert ok.args["samples"] == [0.0, 0.5, -1.0]
+    for bad, words in [(b'"samples": "x"', "a list of 1 to 32000 samples"),
+                       (b'"samples": []', "0 samples"),
+                       (b'"samples": [0, true]', "something other than finite numbers")]:
+        with pytest.raises(ProtocolError) as err:
+            decode_request(b'{"v": 1, "cmd": "audio_seed", "args": {' + bad + b'}}')
+        assert err.value.code == "bad_args" and words in err.value.message
