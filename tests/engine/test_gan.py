@@ -69,6 +69,7 @@ def test_generated_bar_is_a_valid_roll_and_matches_the_steps(model):
     assert sum(len(s.starts) for s in steps) > 0
 
 
+@torch.no_grad()
 def test_latent_walk_bars_are_closer_than_independent_ones(model):
     gen = GANGenerator(model, META, torch.device("cpu"), seed=2)
     walked, independent = [], []
