@@ -75,8 +75,8 @@ def _read_header(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a folder; give the path of a .safetensors file.")
     size = path.stat().st_size
     with path.open("rb") as f:
-        head = f.read(8)
-        if head[:1] == b"\x80" or head[:2] == b"PK":
+        head = f.read(9)               # 8-byte header length, then the JSON header's "{"
+        if head[8:9] != b"{" and (head[:1] == b"\x80" or head[:2] == b"PK"):
             raise CheckpointError(
                 f"{path} looks like a pickled PyTorch file (torch.save). riffd never "
                 "unpickles files, because that can run arbitrary code; use a .safetensors "
@@ -84,11 +84,12 @@ def _read_header(path: Path) -> dict[str, Any]:
         if len(head) < 8:
             raise CheckpointError(f"{path} is too short ({size} bytes) to be a checkpoint; "
                                   "it is empty or truncated.")
-        (header_len,) = struct.unpack("<Q", head)
+        (header_len,) = struct.unpack("<Q", head[:8])
         if header_len > _MAX_HEADER_BYTES or header_len + 8 > size:
             raise CheckpointError(
                 f"{path} is not a valid .safetensors file (header of {header_len} bytes in "
                 f"a {size}-byte file): it is truncated or of another format.")
+        f.seek(8)
         raw = f.read(header_len)
     try:
         header = json.loads(raw)

@@ -118,3 +118,19 @@ def test_a_checkpoint_from_another_format_version_is_refused(tmp_path):
     save_file({"w": torch.zeros(1)}, str(path), metadata={"riffd": json.dumps(meta)})
     with pytest.raises(CheckpointError, match="format 99.*upgrade riffd"):
         load_generator(path)
+
+
+def test_a_checkpoint_whose_header_length_starts_with_0x80_still_loads(tmp_path):
+    # the first byte of a safetensors file is the low byte of its header length: 0x80 there is
+    # not a pickle (a pickle's protocol marker) when a JSON header follows
+    import struct
+    path = tmp_path / "x.safetensors"
+    for pad in range(0, 512, 1):
+        save_checkpoint(path, {"w": torch.zeros(1)}, {"family": "melody_lstm", "pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    assert struct.unpack("<Q", path.read_bytes()[:8])[0] % 256 == 0x80
+    assert read_metadata(path)["pad"]
+    tensors, _ = load_checkpoint(path)
+    assert tensors["w"].shape == (1,)
