@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 TRAIN_EPILOG = """examples:
@@ -63,7 +64,8 @@ def train_command(args) -> int:
     except (RecipeError, ValueError) as exc:
         print(f"riffd train: {exc}", file=sys.stderr)
         return 2
-    print(f"best checkpoint: {best}")
+    if os.environ.get("RANK", "0") == "0":          # under torchrun, rank 0 speaks
+        print(f"best checkpoint: {best}")
     return 0
 
 

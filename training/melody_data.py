@@ -22,7 +22,7 @@ from training.corpus import iter_scores, resolve_corpus
 from training.melody_config import MelodyDataConfig as DataConfig
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # 2: MIDI files contribute only their melody track
 
 
 @dataclass
