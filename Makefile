@@ -45,8 +45,7 @@ train: setup
 	$(PY) -m training train configs/melody_erk.toml
 
 bench: setup
-	$(PY) benchmarks/step_latency.py
-	$(PY) benchmarks/midi_timing.py
+	for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf out runs .cache
