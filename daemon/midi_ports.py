@@ -22,6 +22,7 @@ import bisect
 import collections
 import heapq
 import itertools
+import os
 import queue
 import sys
 import threading
@@ -456,6 +457,9 @@ def _make(api: str) -> MidiPorts:
     return JackMidiPorts() if api == "jack" else RtMidiPorts(api)
 
 
+ALSA_SEQUENCER = "/dev/snd/seq"
+
+
 def open_midi_ports(api: str = "auto", client_name: str = "riffd") -> MidiPorts:
     """Open riffd's MIDI ports ``<client_name>:out`` and ``<client_name>:in``.
 
@@ -476,6 +480,11 @@ def open_midi_ports(api: str = "auto", client_name: str = "riffd") -> MidiPorts:
         tries = [api]
     failures = []
     for name in tries:
+        if name == "alsa" and api == "auto" and not os.path.exists(ALSA_SEQUENCER):
+            # without the sequencer device ALSA can only fail, after printing its own errors
+            failures.append(f"  alsa: no ALSA sequencer ({ALSA_SEQUENCER} is missing: "
+                            "`modprobe snd-seq`, or use JACK)")
+            continue
         ports = _make(name)
         try:
             return ports.open(client_name)
