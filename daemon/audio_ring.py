@@ -53,10 +53,6 @@ class AudioRing:
         self._written += n                 # publish after the copy
         return n
 
-    def discard(self) -> None:
-        """Drop every sample written so far (consumer side: after a fade-out)."""
-        self._read = self._written
-
     # --- consumer (the audio callback) ---------------------------------------------------
     def read_into(self, out: np.ndarray, count_underflow: bool = True) -> int:
         """Copy up to ``len(out)`` samples into ``out`` (a 1-D float32 view); silence after.

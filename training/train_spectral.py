@@ -112,7 +112,7 @@ def prepare(recipe: Recipe):
 
 def train(recipe: Recipe, resume: bool = False) -> Path:
     """Train a spectral model from a recipe; returns the path of the best checkpoint."""
-    cfg, tc = recipe.data, recipe.train
+    tc = recipe.train
     torch.manual_seed(tc.seed)
     if tc.threads:
         torch.set_num_threads(tc.threads)

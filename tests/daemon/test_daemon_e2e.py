@@ -11,7 +11,6 @@ from daemon.client import RiffdError
 from daemon.midi_peer import MidiPeer
 from daemon.process import DaemonProcess
 from daemon.recording import pair_notes
-from engine.key_finding import estimate_key
 from engine.melody_representation import Note
 
 FAST = ["--midi-api", "jack", "--tempo", "240", "--length", "2", "--silence", "0.4",
