@@ -335,6 +335,20 @@ def test_a_recording_holds_the_notes_a_separate_client_saw_and_renders_to_audio(
 # -- clock in ------------------------------------------------------------------------------------
 
 def test_clock_in_follows_the_tempo_and_notes_land_on_the_incoming_grid(jack_server, tmp_path):
+    # Timing through an unprivileged dummy-driver JACK server: an xrun on a loaded machine can
+    # spoil one run, so a second run decides; both must fail for the test to fail.
+    failures = []
+    for attempt in range(2):
+        try:
+            _follow_clock_in(tmp_path / f"run{attempt}")
+            return
+        except AssertionError as exc:
+            failures.append(f"run {attempt + 1}: {exc}")
+    pytest.fail("clock in failed twice:\n" + "\n".join(failures))
+
+
+def _follow_clock_in(tmp_path):
+    tmp_path.mkdir()
     log = tmp_path / "serve.log"
     args = ARGS + ["--client-name", "riffd-follow", "--clock-source", "midi",
                    "--mode", "continuous"]
