@@ -9,7 +9,9 @@ from daemon.jack_server import INSTALL_HINT, JackServer, JackUnavailable
 
 @pytest.fixture(scope="session")
 def jack_server():
-    """A private JACK server (dummy driver, 48 kHz, 256-frame period) for the whole session.
+    """A private JACK server (dummy driver, 48 kHz, 256-frame period) for the whole session,
+    realtime (``-R -P 70``) where this process may use realtime scheduling. Stale riffd servers
+    that killed test runs left behind are cleaned up first (JackServer.start).
 
     Sets ``JACK_DEFAULT_SERVER`` so every JACK client in the tests reaches it. Fails (never skips)
     when jackd is missing.
