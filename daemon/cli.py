@@ -60,6 +60,14 @@ def _serve_parser(sub) -> None:
     p.add_argument("--length", dest="length_bars", type=int, help="answer length in bars (default 4)")
     p.add_argument("--silence", dest="silence_s", type=float,
                    help="seconds of silence that end a played phrase (default 1.0)")
+    p.add_argument("--max-hold", dest="max_hold_s", type=float,
+                   help="seconds a key may stay down without its note-off before riffd "
+                        "releases it (a lost note-off; default 10)")
+    p.add_argument("--max-phrase-notes", dest="max_phrase_notes", type=int,
+                   help="a played phrase ends and is answered at this many notes (default 256)")
+    p.add_argument("--max-phrase", dest="max_phrase_s", type=float,
+                   help="a played phrase ends and is answered this many seconds after its "
+                        "first note (default 60)")
     p.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
     p.add_argument("--top-k", dest="top_k", type=int, help="top-k sampling, 0 = off")
     p.add_argument("--top-p", dest="top_p", type=float, help="nucleus sampling, 1.0 = off")

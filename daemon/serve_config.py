@@ -30,6 +30,9 @@ class ServeConfig:
     velocity: int = 90                      # 1–127
     length_bars: int = 4                    # answer length
     silence_s: float = 1.0                  # silence that ends a played phrase, seconds
+    max_hold_s: float = 10.0                # a key held longer without its note-off is released
+    max_phrase_notes: int = 256             # a played phrase ends at this many notes
+    max_phrase_s: float = 60.0              # ... or this many seconds after its first note
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0

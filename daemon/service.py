@@ -33,7 +33,7 @@ from daemon.clock import Clock
 from daemon.control import ControlServer
 from daemon.midi_clock import ClockIn, ClockOut
 from daemon.midi_ports import open_midi_ports
-from daemon.phrase_capture import PhraseCaptor, PlayedNote
+from daemon.phrase_capture import PhraseCaptor, PlayedNote, RunningStatus
 from daemon.protocol import COMMANDS, PROTOCOL_VERSION, ProtocolError
 from daemon.recorder import Recorder
 from daemon.scheduler import Scheduler
@@ -51,6 +51,8 @@ AUDIO_COMMANDS = tuple(name for name in COMMANDS if name.startswith("audio_"))
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "greedy")
 SWITCH_INTERVAL_S = 0.0005       # Python's GIL switch interval in the daemon, seconds
 FOLLOW_NOTES = 16                 # played notes that condition a follow voice
+PANIC_WAIT_S = 1.0                # panic waits this long for each voice to stop, seconds
+CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF = 120, 123
 BAR_END_EARLY_S = 0.04            # a bar-ended phrase is closed this early, so the answer
                                   # can start on the bar line itself
 
@@ -76,6 +78,7 @@ class Riffd:
         self.audio = None                   # AudioController when --audio
         self.audio_error = "off: start riffd serve with --audio"
         self.port_errors = 0
+        self.running_status = RunningStatus()   # MIDI in (dispatcher thread only)
         self.routes = {
             "status": lambda cmd, args: self.status(), "start": self._start, "stop": self._stop,
             "panic": self._panic, "set": self._set, "seed": self._seed,
@@ -128,7 +131,10 @@ class Riffd:
                 self.cc_map.bind(number, name, voice or None)
             end_at = self._bar_end if cfg.phrase_end == "bar" else None
             self.captor = PhraseCaptor(self._on_phrase, cfg.silence_s,
-                                       on_note=self._on_played_note, end_at=end_at)
+                                       on_note=self._on_played_note, end_at=end_at,
+                                       max_hold_s=cfg.max_hold_s,
+                                       max_notes=cfg.max_phrase_notes,
+                                       max_phrase_s=cfg.max_phrase_s)
             self.captor.start()
             stack.callback(self.captor.stop)
             self.ports.set_input_callback(self._on_input)
@@ -251,9 +257,13 @@ class Riffd:
         self._publish(kind, data)
 
     def _on_input(self, message: list, time_s: float) -> None:
-        """MIDI-in dispatcher thread: route one message; never blocks."""
-        if not message:
-            return
+        """MIDI-in dispatcher thread: route one message (running status completed first);
+        never blocks."""
+        for complete in self.running_status.expand(message):
+            self._route_input(complete, time_s)
+
+    def _route_input(self, message: list, time_s: float) -> None:
+        """Route one complete MIDI message from riffd:in (dispatcher thread)."""
         status = message[0]
         if status >= 0xF8 or status in (0xF2, 0xFA, 0xFB, 0xFC):
             self.clock_in.feed(message, time_s)
@@ -348,10 +358,21 @@ class Riffd:
         return {"playing": False}
 
     def _panic(self, cmd, args) -> dict:
-        for voice in self.voices.select(None):
-            voice.halt()
+        """Silence everything now: every voice stops (``start`` or a new phrase plays again),
+        every sounding note gets its note-off, then CC 123 (all notes off) and CC 120 (all
+        sound off) go out on all 16 channels. The clock and its MIDI clock out run on."""
+        voices = self.voices.select(None)
+        for voice in voices:            # no voice schedules a note once panic has sent its offs
+            if not voice.halt(wait_s=PANIC_WAIT_S):
+                log.warning("panic: voice %s did not stop within %.1f s", voice.name,
+                            PANIC_WAIT_S)
         self.scheduler.all_notes_off()
-        return {"sounding": 0}
+        at = self.scheduler.safe_time()           # after the note-offs just handed over
+        for channel in range(16):
+            self.scheduler.send_message([0xB0 | channel, CC_ALL_NOTES_OFF, 0], at)
+            self.scheduler.send_message([0xB0 | channel, CC_ALL_SOUND_OFF, 0], at)
+        return {"sounding": sum(self.scheduler.sounding().values()),
+                "stopped": [v.name for v in voices]}
 
     def _set(self, cmd, args) -> dict:
         args = dict(args)
@@ -380,12 +401,11 @@ class Riffd:
         voice = self.voices.get(args.get("voice"))
         notes = [Note(n["pitch"], n["start"], n["duration"]) for n in args["notes"]]
         key = estimate_key(notes)
-        if args["play"]:
-            voice.answer(notes)
-        else:
-            voice.prime(notes)
+        # a continuous voice re-primes and plays on; others answer (play) or only take it
+        voice.seed(notes, args["play"])
+        playing = args["play"] or (voice.settings.mode == "continuous" and voice.mode != IDLE)
         self._publish("phrase", {"notes": args["notes"], "key": key.name, "source": "control"})
-        return {"notes": len(notes), "key": key.name, "playing": args["play"],
+        return {"notes": len(notes), "key": key.name, "playing": playing,
                 "voice": voice.name}
 
     def _shutdown_cmd(self, cmd, args) -> dict:
@@ -503,9 +523,13 @@ class Riffd:
             "ports": {"api": self.ports.api, "out": self.ports.out_port_name,
                       "in": self.ports.in_port_name, "alive": self.ports.alive},
             "counters": {"notes_sent": s.notes_sent, "late_notes": s.late_notes,
-                         "errors": s.errors + self.port_errors,
+                         "errors": (s.errors + self.port_errors
+                                    + sum(v["errors"] for v in voices)),
                          "sounding": sum(s.sounding().values()),
                          "phrases": self.captor.phrases,
+                         "stuck_keys_released": self.captor.stuck_keys_released,
+                         "phrases_cut": self.captor.phrases_cut,
+                         "generator_errors": sum(v["errors"] for v in voices),
                          "steps_generated": sum(v["steps_generated"] for v in voices),
                          "step_ms_p50": first.get("step_ms_p50", 0.0),
                          "step_ms_p99": first.get("step_ms_p99", 0.0),

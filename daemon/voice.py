@@ -10,7 +10,12 @@ sounding), held pitches keep sounding, every other sounding pitch ends.
 Modes (what a played phrase does): ``answer`` (answer a finished phrase from the next beat or
 bar), ``follow`` (each played note re-conditions the model and the voice plays along for a
 bar), ``continuous`` (plays on by itself once started, played phrases are ignored). ``play``
-makes any voice play continuously until ``halt``.
+makes any voice play continuously until ``halt``. A ``seed`` (:meth:`Voice.seed`) to a
+continuous voice re-primes it and it plays on from the next beat, in the seed's key.
+
+A model step that raises is counted (``errors``), reported as an ``error`` event naming the
+voice and the cause; the voice's sounding notes end and it goes idle (``start`` or a new
+phrase wakes it).
 
 A model swap (:meth:`Voice.swap`) takes effect at the first bar line the cursor reaches: the
 old model's notes end there, the new model is primed with what the voice just played.
@@ -18,6 +23,7 @@ old model's notes end there, the new model is primed with what the voice just pl
 from __future__ import annotations
 
 import collections
+import logging
 import math
 import queue
 import random
@@ -47,6 +53,7 @@ SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10),
           "blues": (0, 3, 5, 6, 7, 10), "chromatic": tuple(range(12))}
 
 EventCallback = Callable[[str, dict], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,8 @@ class Voice:
         self._swap = None                          # (generator, beat or None)
         self._bar_starts = (-1, 0)                 # (bar index, note starts in it)
         self.steps_generated = 0
+        self.errors = 0                            # model steps (or commands) that raised
+        self.last_error: str | None = None
         self.swaps = 0
         self.follows = 0                           # played notes followed
         self.last_swap: dict | None = None         # {"beat", "at"} of the latest model switch
@@ -138,6 +147,12 @@ class Voice:
         """Take a seed phrase without playing; ``play`` continues from it."""
         self._commands.put(("prime", notes))
 
+    def seed(self, notes: list[Note], play: bool = True) -> None:
+        """A seed phrase (beats) from the control side. A continuous voice re-primes and plays
+        on from the next beat (it starts playing when ``play``, keeps playing when it was);
+        any other voice answers it (``play``) or only takes it (see :meth:`prime`)."""
+        self._commands.put(("seed", (notes, play)))
+
     def follow(self, notes: list[Note]) -> None:
         """A note was just played: re-prime with the recent ``notes`` and play along a bar."""
         self._commands.put(("follow", notes))
@@ -146,9 +161,13 @@ class Voice:
         """Play on continuously, from the next beat, until ``halt``."""
         self._commands.put(("play", None))
 
-    def halt(self) -> None:
-        """Stop playing; every note this voice sounds gets its note-off."""
-        self._commands.put(("halt", None))
+    def halt(self, wait_s: float = 0.0) -> bool:
+        """Stop playing; every note this voice sounds gets its note-off. With ``wait_s`` > 0,
+        wait up to that many seconds until the voice thread has stopped (it then schedules
+        no further note); returns whether it has."""
+        done = threading.Event()
+        self._commands.put(("halt", done))
+        return done.wait(wait_s) if wait_s > 0 else False
 
     def configure(self, **changes) -> None:
         """Change VoiceSettings fields or sampling fields (temperature, top_k, top_p, greedy)."""
@@ -188,14 +207,25 @@ class Voice:
             except queue.Empty:
                 pass
             except Exception as exc:           # a bad command must not kill the voice
-                self._emit_event("error", {"message": f"voice {self.name}: {exc}"})
+                self._failed("command", exc)
             if self.mode != IDLE and self.clock.running:
                 try:
                     self._generate_until(time.monotonic() + self.lookahead_s)
                 except Exception as exc:
-                    self._emit_event("error", {"message": f"voice {self.name} step: {exc}"})
-                    self._cut()
-                    self._set_mode(IDLE)
+                    self._failed("model step", exc)
+                    try:
+                        self._cut()
+                    finally:
+                        self._set_mode(IDLE)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        """Count, log and publish a failure of this voice's ``what`` (this thread)."""
+        self.errors += 1
+        self.last_error = f"{what} failed: {type(exc).__name__}: {exc}"
+        log.error("voice %s: %s", self.name, self.last_error, exc_info=exc)
+        self._emit_event("error", {"message": f"voice {self.name}: {self.last_error}; "
+                                              f"its notes end and it stops",
+                                   "cause": f"{type(exc).__name__}: {exc}"})
 
     def _wait_s(self) -> float:
         if self.mode == IDLE or not self.clock.running:
@@ -224,6 +254,20 @@ class Voice:
             self._cut()
             self._prime(arg)
             self._set_mode(IDLE)
+        elif command == "seed":
+            notes, play = arg
+            if s.mode == "continuous" and (play or self.mode == PLAYING):
+                # the seed takes over from the next beat; what sounds ends there
+                self._cancel_future()
+                self._prime(notes)
+                start = self.clock.next_beat(time.monotonic() + PREPARE_S)
+                self._end_sounding(self.clock.time_at(start))
+                self._begin(PLAYING, start, math.inf)
+                self._skip_silence = MAX_LEADING_SILENCE_STEPS
+            elif play:
+                self._handle("answer", (notes, None))
+            else:
+                self._handle("prime", notes)
         elif command == "follow":
             self.follows += 1
             self._cancel_future()
@@ -241,6 +285,8 @@ class Voice:
         elif command == "halt":
             self._cut()
             self._set_mode(IDLE)
+            if arg is not None:
+                arg.set()
         elif command == "configure":
             self._configure(arg)
         elif command == "swap":
@@ -422,6 +468,7 @@ class Voice:
                           "family": g.family, "metrics": g.metadata.get("metrics", {})},
                 "settings": {**vars(self.settings), **vars(g.settings)},
                 "steps_generated": self.steps_generated, "swaps": self.swaps,
+                "errors": self.errors, "last_error": self.last_error,
                 "follows": self.follows, "last_swap": self.last_swap,
                 "step_ms_p50": step_ms[len(step_ms) // 2],
                 "step_ms_p99": step_ms[min(len(step_ms) - 1, round(0.99 * (len(step_ms) - 1)))]}
