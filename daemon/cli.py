@@ -21,6 +21,7 @@ ZeroMQ (riffd ctl, or daemon.client.RiffdClient)."""
 EPILOG = """commands:
   serve   run the daemon (MIDI ports + ZeroMQ control)
   ctl     send a command to a running daemon: riffd ctl status
+  keys    show or create the keys that tcp:// endpoints need (see README "Security")
   demo    set everything up, play a phrase into riffd, record its answer to out/
   train   train a model from a recipe: riffd train configs/melody_erk.toml
   eval    evaluate a checkpoint on held-out data
@@ -52,8 +53,11 @@ def _serve_parser(sub) -> None:
                    choices=["auto", "alsa", "jack", "coremidi", "windows"],
                    help="MIDI system; auto tries the platform's own, then JACK")
     p.add_argument("--client-name", dest="client_name", help="MIDI client name (default riffd)")
-    p.add_argument("--control", help="ZeroMQ endpoint for commands (default tcp://127.0.0.1:5555)")
-    p.add_argument("--events", help="ZeroMQ endpoint for events (default tcp://127.0.0.1:5556)")
+    p.add_argument("--control", help="ZeroMQ endpoint for commands (default: a socket only you "
+                                     "can reach, ipc://$XDG_RUNTIME_DIR/riffd/control); "
+                                     "tcp:// endpoints use CURVE keys, see `riffd keys`")
+    p.add_argument("--events", help="ZeroMQ endpoint for events (default: "
+                                    "ipc://$XDG_RUNTIME_DIR/riffd/events)")
     p.add_argument("--tempo", type=float, help="tempo in BPM (default 120)")
     p.add_argument("--channel", type=int, help="MIDI channel 1-16 of generated notes")
     p.add_argument("--velocity", type=int, help="velocity 1-127 of generated notes")
@@ -117,10 +121,22 @@ def serve(args: argparse.Namespace) -> int:
         if value is not None and hasattr(cfg, key) and key != "config":
             setattr(cfg, key, value)
     try:
+        _check_endpoints(cfg)   # before models and ports: a refused endpoint fails at once
         return Riffd(cfg).run()
     except (MidiPortError, CheckpointError, ValueError, OSError) as exc:
         print(f"riffd serve: {exc}", file=sys.stderr)
         return 1
+
+
+def _check_endpoints(cfg) -> None:
+    """Refuse control/event endpoints that would let other users or machines in
+    (:class:`daemon.auth.SecurityError`, an OSError, says how to set them up)."""
+    import zmq
+
+    from daemon.auth import ServerSecurity, default_endpoint
+    security = ServerSecurity(zmq.Context.instance())
+    security.check(cfg.control or default_endpoint("control"), "--control")
+    security.check(cfg.events or default_endpoint("events"), "--events")
 
 
 OFFLINE_COMMANDS = ("train", "eval", "render")
@@ -142,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _serve_parser(sub)
-    from daemon import ctl, demo
+    from daemon import ctl, demo, keys
     ctl.add_arguments(sub.add_parser("ctl", help="send a command to a running daemon"))
+    keys.add_arguments(sub.add_parser("keys", help="show or create keys for tcp:// endpoints"))
     demo.add_arguments(sub.add_parser("demo", help="play a phrase into riffd and record the answer"))
     sub.add_parser("train", help="train a model: riffd train configs/melody_erk.toml (see --help)")
     sub.add_parser("eval", help="evaluate a checkpoint on held-out data (see --help)")
@@ -153,4 +170,6 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     if args.command == "ctl":
         return ctl.run(args)
+    if args.command == "keys":
+        return keys.run(args)
     return demo.run(args)

@@ -8,6 +8,10 @@
         for event in riffd.subscribe(events=["note_on"], timeout_s=5):
             print(event["pitch"])
 
+Without an endpoint the client finds the daemon where ``riffd serve`` puts it by default: the
+ipc sockets in the user's private runtime folder. A ``tcp://`` endpoint is reached with CURVE,
+using the keys in the user's riffd config folder (see :mod:`daemon.auth`).
+
 A client is for one thread at a time (ZeroMQ sockets are not thread-safe).
 """
 
@@ -21,10 +25,11 @@ from typing import Any
 
 import zmq
 
+from daemon import auth
 from daemon.protocol import EVENTS, MAX_MESSAGE_BYTES, encode_request
 
-DEFAULT_CONTROL = "tcp://127.0.0.1:5555"
-DEFAULT_EVENTS = "tcp://127.0.0.1:5556"
+DEFAULT_CONTROL = "ipc://$XDG_RUNTIME_DIR/riffd/control"   # how help texts name the defaults
+DEFAULT_EVENTS = "ipc://$XDG_RUNTIME_DIR/riffd/events"
 _SLICE_S = 0.1  # waits are cut into slices this long (seconds) so Ctrl-C is seen promptly
 
 
@@ -48,12 +53,16 @@ class RiffdClient:
     daemon fails with :class:`RiffdUnavailable` instead of being delivered, late, when a daemon
     starts. After a timeout the socket is replaced, so a late reply cannot be mistaken for the
     answer to a later request.
+
+    ``endpoint`` None: the default local socket. ``keys``: the CURVE keys for tcp endpoints
+    (default: this user's, from the config folder).
     """
 
-    def __init__(self, endpoint: str = DEFAULT_CONTROL, timeout_s: float = 2.0,
-                 context: zmq.Context | None = None):
-        self.endpoint = endpoint
+    def __init__(self, endpoint: str | None = None, timeout_s: float = 2.0,
+                 context: zmq.Context | None = None, keys: auth.ClientKeys | None = None):
+        self.endpoint = endpoint or auth.default_endpoint("control")
         self.timeout_s = timeout_s
+        self.keys = keys
         self._ctx = context if context is not None else zmq.Context.instance()
         self._sock: zmq.Socket | None = None
         self._ids = itertools.count(1)
@@ -109,14 +118,24 @@ class RiffdClient:
 
     def _give_up(self) -> None:
         self.close()  # a fresh socket next time: no stale request or reply survives
+        hint = ""
+        if auth.transport(self.endpoint) == "tcp":
+            hint = (f" Over tcp riffd only answers allowed keys: this client's public key must "
+                    f"be in the daemon's authorized_keys, and {auth.config_dir()}/server.key "
+                    f"must be the daemon's (`riffd keys` on each machine shows them)")
         raise RiffdUnavailable(f"no answer from riffd at {self.endpoint} within "
-                               f"{self.timeout_s:g} s; is `riffd serve` running?")
+                               f"{self.timeout_s:g} s; is `riffd serve` running?{hint}")
 
     def _socket(self) -> zmq.Socket:
         if self._sock is None:
             s = self._ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
             s.setsockopt(zmq.IMMEDIATE, 1)
+            try:
+                auth.secure_client_socket(s, self.endpoint, self.keys)
+            except BaseException:
+                s.close(linger=0)
+                raise
             s.connect(self.endpoint)
             self._sock = s
         return self._sock
@@ -159,20 +178,24 @@ class RiffdClient:
 
     # --- events ----------------------------------------------------------------------------
 
-    def subscribe(self, endpoint: str = DEFAULT_EVENTS, events: Iterable[str] | None = None,
+    def subscribe(self, endpoint: str | None = None, events: Iterable[str] | None = None,
                   timeout_s: float | None = None) -> Iterator[dict[str, Any]]:
         """Yield event dicts published at ``endpoint``; ``events`` limits them to those names.
 
-        The iteration ends when no event arrives for ``timeout_s`` seconds (``None``: wait
-        forever). Events published before the subscription is connected are not seen.
+        ``endpoint`` None: the event socket that goes with the control endpoint (the ``events``
+        socket beside an ipc ``control``, the next port of a tcp one). The iteration ends when
+        no event arrives for ``timeout_s`` seconds (``None``: wait forever). Events published
+        before the subscription is connected are not seen.
         """
         names = list(events) if events is not None else [""]
         unknown = [n for n in names if n and n not in EVENTS]
         if unknown:
             raise ValueError(f"unknown event {unknown[0]!r}; events: {', '.join(EVENTS)}")
+        endpoint = endpoint or auth.events_endpoint_for(self.endpoint)
         sock = self._ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
         try:
+            auth.secure_client_socket(sock, endpoint, self.keys)
             for name in names:
                 sock.setsockopt_string(zmq.SUBSCRIBE, name)
             sock.connect(endpoint)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import itertools
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from typing import Any
 
 import zmq
 
+from daemon.auth import ServerSecurity, default_endpoint, ipc_path, transport
 from daemon.protocol import (
     MAX_MESSAGE_BYTES, ProtocolError, decode_request, encode_event, encode_reply_error,
     encode_reply_ok,
@@ -50,14 +52,23 @@ class ControlServer:
     Endpoints may use a wildcard port (``tcp://127.0.0.1:*``); :attr:`router_address` and
     :attr:`pub_address` give the bound addresses. Use as a context manager or call
     :meth:`start` / :meth:`stop`.
+
+    An empty or None endpoint is the default: an ipc socket in the user's private runtime folder
+    (:func:`daemon.auth.default_endpoint`). Every tcp endpoint is a CURVE server that admits the
+    keys allowed in ``config_dir`` (:mod:`daemon.auth`, default ~/.config/riffd). Without a
+    ``context`` the server has a context of its own (a ZAP authenticator is one per context).
     """
 
-    def __init__(self, handler: Handler, router_endpoint: str = "tcp://127.0.0.1:5555",
-                 pub_endpoint: str = "tcp://127.0.0.1:5556", context: zmq.Context | None = None):
+    def __init__(self, handler: Handler, router_endpoint: str | None = None,
+                 pub_endpoint: str | None = None, context: zmq.Context | None = None,
+                 config_dir=None):
         self._handler = handler
         self._router_endpoint = router_endpoint
         self._pub_endpoint = pub_endpoint
-        self._ctx = context if context is not None else zmq.Context.instance()
+        self._own_ctx = context is None
+        self._ctx = context
+        self._config_dir = config_dir
+        self._security: ServerSecurity | None = None
         self._wake_endpoint = f"inproc://riffd-control-events-{next(_instances)}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -78,12 +89,22 @@ class ControlServer:
         if self._thread is not None:
             raise RuntimeError("ControlServer already started")
         sockets: list[zmq.Socket] = []
+        router_endpoint = self._router_endpoint or default_endpoint("control")
+        pub_endpoint = self._pub_endpoint or default_endpoint("events")
+        if self._own_ctx:
+            self._ctx = zmq.Context()
+        self._security = ServerSecurity(self._ctx, self._config_dir)
         try:
+            # refuse an unsafe endpoint before anything is bound
+            self._security.check(router_endpoint, "--control")
+            self._security.check(pub_endpoint, "--events")
             router = self._socket(zmq.ROUTER, sockets)
             router.setsockopt(zmq.MAXMSGSIZE, ROUTER_MAX_FRAME_BYTES)
-            self.router_address = self._bind(router, self._router_endpoint, "control", "--control")
+            self._security.secure(router, router_endpoint)
+            self.router_address = self._bind(router, router_endpoint, "control", "--control")
             pub = self._socket(zmq.PUB, sockets)
-            self.pub_address = self._bind(pub, self._pub_endpoint, "events", "--events")
+            self._security.secure(pub, pub_endpoint)
+            self.pub_address = self._bind(pub, pub_endpoint, "events", "--events")
             pull = self._socket(zmq.PULL, sockets)
             pull.bind(self._wake_endpoint)
             push = self._socket(zmq.PUSH, sockets)
@@ -92,6 +113,7 @@ class ControlServer:
         except BaseException:
             for s in sockets:
                 s.close(linger=0)
+            self._release()
             raise
         self._push = push
         self._stop.clear()
@@ -117,7 +139,18 @@ class ControlServer:
         self._thread.join(timeout_s)
         if self._thread.is_alive():
             log.warning("control thread did not stop within %.1f s", timeout_s)
+        else:
+            self._release()
         self._thread = None
+
+    def _release(self) -> None:
+        """Stop the ZAP authenticator and end a context of our own (its sockets are closed)."""
+        if self._security is not None:
+            self._security.close()
+            self._security = None
+        if self._own_ctx and self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
 
     def __enter__(self) -> ControlServer:
         self.start()
@@ -237,6 +270,12 @@ class ControlServer:
     @staticmethod
     def _bind(sock: zmq.Socket, endpoint: str, what: str, option: str) -> str:
         """Bind and return the bound address, or raise a ControlBindError that says what to do."""
+        if transport(endpoint) == "ipc" and _ipc_in_use(ipc_path(endpoint)):
+            # libzmq would silently take the socket file over from the running daemon
+            raise ControlBindError(errno.EADDRINUSE, f"cannot bind the {what} socket to "
+                                   f"{endpoint}: another riffd is answering there; stop it "
+                                   f"(`riffd ctl shutdown`) or pick another with `riffd serve "
+                                   f"{option} ipc:///PRIVATE/FOLDER/{what}`")
         try:
             sock.bind(endpoint)
         except zmq.ZMQError as e:
@@ -247,3 +286,15 @@ class ControlServer:
             raise ControlBindError(e.errno, f"cannot bind the {what} socket to {endpoint}: "
                                             f"{zmq.strerror(e.errno)}; {hint}") from e
         return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+
+def _ipc_in_use(path) -> bool:
+    """True when something accepts connections on the unix socket at ``path``."""
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:   # refused: a stale file from a daemon that died
+            return False
+    return True

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from daemon.auth import SecurityError
 from daemon.client import DEFAULT_CONTROL, DEFAULT_EVENTS, RiffdClient, RiffdError, RiffdUnavailable
 from daemon.protocol import COMMANDS, EVENTS, NOTE_FIELDS, ArgSpec, describe_range
 
@@ -25,7 +26,7 @@ examples:
   riffd ctl seed --file phrase.json play=false
   riffd ctl start
   riffd ctl events note_on note_off --count 8
-  riffd ctl --endpoint tcp://studio.local:5555 status
+  riffd ctl --endpoint tcp://studio.local:5555 status   # CURVE keys: see `riffd keys`
 """
 
 
@@ -60,16 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("names", nargs="*", metavar="EVENT", help="only these events (default: all)")
     ev.add_argument("--count", type=int, help="stop after this many events")
-    ev.add_argument("--events-endpoint", dest="ctl_events_endpoint", default=DEFAULT_EVENTS,
-                    help=f"the daemon's event (PUB) endpoint (default {DEFAULT_EVENTS})")
+    ev.add_argument("--events-endpoint", dest="ctl_events_endpoint", default=None,
+                    help=f"the daemon's event (PUB) endpoint (default: the one beside "
+                         f"--endpoint: {DEFAULT_EVENTS}, or the next port of a tcp one)")
 
 
 def _add_common(p: argparse.ArgumentParser, with_defaults: bool) -> None:
     def default(value: Any) -> Any:
         return value if with_defaults else argparse.SUPPRESS
-    p.add_argument("--endpoint", dest="ctl_endpoint", default=default(DEFAULT_CONTROL),
+    p.add_argument("--endpoint", dest="ctl_endpoint", default=default(None),
                    metavar="URL",
-                   help=f"the daemon's control endpoint (default {DEFAULT_CONTROL})")
+                   help=f"the daemon's control endpoint (default {DEFAULT_CONTROL}, or "
+                        f"/tmp/riffd-$UID/control without XDG_RUNTIME_DIR)")
     p.add_argument("--timeout", dest="ctl_timeout", type=float, default=default(2.0),
                    metavar="SECONDS", help="seconds to wait for an answer (default 2)")
 
@@ -102,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             if cmd == "events":
                 return _events(client, args)
             result = client.request(cmd, **_request_args(cmd, args))
-    except RiffdUnavailable as e:
+    except (RiffdUnavailable, SecurityError) as e:
         print(f"riffd ctl: {e}", file=sys.stderr)
         return 2
     except (RiffdError, _UsageError) as e:

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from daemon.auth import ClientKeys
 from daemon.client import RiffdClient, RiffdUnavailable
 
 
@@ -20,15 +23,20 @@ def free_tcp_port() -> int:
 
 
 class DaemonProcess:
-    """``python -m daemon serve ARGS`` on private loopback control/event ports.
+    """``python -m daemon serve ARGS`` on control/event ipc sockets in a private folder of its
+    own (mode 0700, removed when the process has ended).
 
     ``start()`` returns once the daemon answers ``ping`` (model loaded, ports open).
+    ``control`` / ``events`` choose other endpoints (e.g. tcp ones, reached with ``keys``).
     """
 
     def __init__(self, serve_args: list[str] | None = None, env: dict[str, str] | None = None,
-                 log_path: str | Path | None = None):
-        self.control = f"tcp://127.0.0.1:{free_tcp_port()}"
-        self.events = f"tcp://127.0.0.1:{free_tcp_port()}"
+                 log_path: str | Path | None = None, control: str | None = None,
+                 events: str | None = None, keys: ClientKeys | None = None):
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="riffd-run-"))   # created 0700
+        self.control = control or f"ipc://{self.runtime_dir / 'control'}"
+        self.events = events or f"ipc://{self.runtime_dir / 'events'}"
+        self.keys = keys
         self.serve_args = list(serve_args or [])
         self.env = {**os.environ, **(env or {})}
         self.log_path = Path(log_path) if log_path else None
@@ -45,6 +53,7 @@ class DaemonProcess:
         with self.client(timeout_s=0.5) as client:
             while True:
                 if self.proc.poll() is not None:
+                    self._remove_runtime_dir()
                     raise RuntimeError(f"riffd serve exited with status {self.proc.returncode} "
                                        f"before it was ready{self._log_hint()}")
                 try:
@@ -57,7 +66,7 @@ class DaemonProcess:
                                            f"{self._log_hint()}") from None
 
     def client(self, timeout_s: float = 5.0) -> RiffdClient:
-        return RiffdClient(self.control, timeout_s=timeout_s)
+        return RiffdClient(self.control, timeout_s=timeout_s, keys=self.keys)
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         self.proc.send_signal(signum)
@@ -69,6 +78,7 @@ class DaemonProcess:
         finally:
             if self._log not in (None, subprocess.DEVNULL):
                 self._log.close()
+            self._remove_runtime_dir()
 
     def shutdown(self, timeout_s: float = 15.0) -> int:
         """Ask the daemon to stop over the control socket; returns its exit status."""
@@ -84,6 +94,11 @@ class DaemonProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+        self._remove_runtime_dir()
+
+    def _remove_runtime_dir(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:   # never under a live daemon
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     def _log_hint(self) -> str:
         return f"; see {self.log_path}" if self.log_path else ""

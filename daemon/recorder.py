@@ -6,14 +6,35 @@ CCs from ``riffd:in`` (track ``input``), and tempo changes from the clock. ``sto
 type-1 MIDI file: a conductor track with the tempo map (``set_tempo`` at each change), then
 one track per voice and the input track. Seconds become ticks through that tempo map, so the
 file plays back in time and its notes sit on the bars and beats riffd played on.
+
+A recording is written only inside the record folder (:func:`record_path`), with the mode the
+user's umask gives a new file (0644 under the usual 022), never through a symbolic link.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
 
 TICKS_PER_BEAT = 480
+
+
+def record_path(folder: str | Path, path: str | Path | None, default_name: str) -> Path:
+    """Where a recording goes: ``path`` inside ``folder`` (``default_name`` when no path).
+
+    A relative path is taken inside the folder; an absolute one must lie in it. A path that
+    leaves the folder (``..``, an absolute path elsewhere, a symbolic link pointing out) raises
+    ValueError naming the folder.
+    """
+    base = Path(folder).resolve()
+    wanted = Path(path) if path else Path(default_name)
+    target = (base / wanted).resolve()   # `..` and links resolved; absolute `wanted` replaces base
+    if not target.is_relative_to(base) or target == base:
+        raise ValueError(f"{wanted} is outside the record folder {base}; give a file name "
+                         f"inside it (e.g. take1.mid or session/take1.mid), or start riffd "
+                         f"with another --record-dir")
+    return target
 
 
 class Recorder:
@@ -116,5 +137,9 @@ def write_midi_file(path: Path, events: list[tuple[float, str, list]],
             track.append(msg.copy(time=max(0, tick - last)))
             last = max(last, tick)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mid.save(str(path))
+    # a new file gets 0666 less the umask; O_NOFOLLOW: never write through a planted link
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                 0o666)
+    with os.fdopen(fd, "wb") as f:
+        mid.save(file=f)
     return ["tempo", *names]

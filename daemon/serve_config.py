@@ -23,8 +23,9 @@ class ServeConfig:
     device: str = "auto"                    # auto | cpu | cuda | cuda:N
     midi_api: str = "auto"                  # auto | alsa | jack | coremidi | windows
     client_name: str = "riffd"
-    control: str = "tcp://127.0.0.1:5555"   # ZeroMQ ROUTER for requests
-    events: str = "tcp://127.0.0.1:5556"    # ZeroMQ PUB for events
+    control: str = ""    # ZeroMQ ROUTER for requests; "" = ipc://$XDG_RUNTIME_DIR/riffd/control
+    events: str = ""     # ZeroMQ PUB for events; "" = the events socket beside it
+                         # (tcp:// endpoints use CURVE keys: see daemon/auth.py, `riffd keys`)
     tempo: float = 120.0                    # BPM
     channel: int = 1                        # MIDI channel 1–16
     velocity: int = 90                      # 1–127

@@ -489,10 +489,10 @@ class Riffd:
 
     def _record(self, cmd, args) -> dict:
         if args["action"] == "start":
-            path = args.get("path")
-            if not path:
-                stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-                path = Path(self.cfg.record_dir) / f"riffd-{stamp}.mid"
+            from daemon.recorder import record_path
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            # only inside the record folder: a ValueError naming it becomes bad_args
+            path = record_path(self.cfg.record_dir, args.get("path"), f"riffd-{stamp}.mid")
             return {"recording": True, "path": str(self.recorder.start(path))}
         return {"recording": False, **self.recorder.stop()}
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import zmq
 
-from daemon import ctl
+from daemon import auth, ctl
 from daemon.client import RiffdClient, RiffdError, RiffdUnavailable
 from daemon.control import ROUTER_MAX_FRAME_BYTES, ControlBindError, ControlServer
 from daemon.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ProtocolError, encode_request
@@ -36,6 +36,13 @@ class Handler:
         return {"cmd": cmd, "args": args}
 
 
+@pytest.fixture(autouse=True)
+def private_keys(tmp_path, monkeypatch):
+    """tcp endpoints use CURVE: each test gets a fresh config folder with its own keys."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+
+
 @pytest.fixture
 def handler():
     return Handler()
@@ -57,6 +64,7 @@ def ctx():
 def raw_socket(ctx, kind, endpoint):
     s = ctx.socket(kind)
     s.setsockopt(zmq.LINGER, 0)
+    auth.secure_client_socket(s, endpoint)  # this user's CURVE keys
     s.connect(endpoint)
     return s
 

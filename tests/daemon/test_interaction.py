@@ -291,7 +291,7 @@ def test_a_cc_message_changes_a_control_and_learn_binds_the_next_cc(riffd, peer)
 
 def test_a_recording_holds_the_notes_a_separate_client_saw_and_renders_to_audio(riffd, peer,
                                                                                tmp_path):
-    path = tmp_path / "take.mid"
+    path = riffd.root / "take.mid"   # recordings stay inside the daemon's --record-dir
     with riffd.client() as c:
         c.request("record", action="start", path=str(path))
         c.set(mode="continuous")
