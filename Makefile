@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
-DEBIAN_PACKAGES := jackd2 libportaudio2 fluidsynth
+# python3-zmq: the tests' second user (nobody) cannot run .venv, so its client runs on Debian's
+# /usr/bin/python3 (tests/reliability/test_other_user.py)
+DEBIAN_PACKAGES := jackd2 libportaudio2 fluidsynth python3-zmq
 MACOS_PACKAGES  := jack portaudio fluid-synth
 
 .PHONY: demo test setup system-deps train bench clean
@@ -30,6 +32,7 @@ system-deps:
 	command -v jackd >/dev/null 2>&1 || missing="$$missing jackd2"; \
 	command -v fluidsynth >/dev/null 2>&1 || missing="$$missing fluidsynth"; \
 	{ ldconfig -p 2>/dev/null | grep -q libportaudio.so.2; } || [ "$$(uname)" = Darwin ] || missing="$$missing libportaudio2"; \
+	[ "$$(uname)" = Darwin ] || /usr/bin/python3 -c "import zmq" 2>/dev/null || missing="$$missing python3-zmq"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing system packages:$$missing"; \
