@@ -1,0 +1,146 @@
+"""What a musician expects of ``seed`` and ``panic``, through the real ports of a running daemon.
+
+- A seed to a continuous voice re-primes it and it plays on, past an answer's length, in the
+  seed's key.
+- ``panic`` silences every note now (note-offs, then CC 123 and CC 120 on all 16 channels)
+  and stops every voice; ``start`` plays again.
+
+Notes are counted against riffd's own record (its ``note_on`` events and status counters);
+the separate JACK client checks what went out on the wire (the CCs and their order).
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from daemon.midi_peer import MidiPeer
+from daemon.process import DaemonProcess
+from tests.reliability.event_log import EventLog
+
+SCALE = {"C major": {0, 2, 4, 5, 7, 9, 11}, "F# major": {6, 8, 10, 11, 1, 3, 5}}
+ARGS = ["--midi-api", "jack", "--client-name", "riffd-seed", "--tempo", "240", "--length", "1",
+        "--mode", "continuous", "--temperature", "0.8", "--log-level", "WARNING"]
+
+
+def phrase(tonic: int) -> list[dict]:
+    """A major scale up and its arpeggio, on ``tonic`` (MIDI pitch), in beats."""
+    steps = [0, 2, 4, 5, 7, 9, 11, 12, 7, 4, 0, 4, 7, 12, 7, 0]
+    return [{"pitch": tonic + s, "start": i * 0.5, "duration": 0.5} for i, s in enumerate(steps)]
+
+
+def wait_until(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture(scope="module")
+def riffd(jack_server, tmp_path_factory):
+    log = tmp_path_factory.mktemp("riffd-seed") / "serve.log"
+    with DaemonProcess(ARGS, log_path=log) as daemon:
+        daemon.log = log
+        yield daemon
+    assert daemon.proc.returncode == 0, log.read_text()
+
+
+class NoteOns(EventLog):
+    def between(self, start: float, end: float) -> list[dict]:
+        """riffd's note_on events due in [start, end) (monotonic seconds)."""
+        return self.where("note_on", start, end, key="at")
+
+
+@pytest.fixture
+def events(riffd):
+    try:
+        with NoteOns(riffd.control, riffd.events, ["note_on"]) as collected:
+            yield collected
+    finally:
+        with riffd.client() as c:                # whatever happened, leave the daemon quiet
+            c.stop()
+
+
+def in_key(events: list[dict], key: str) -> float:
+    return sum(e["pitch"] % 12 in SCALE[key] for e in events) / max(1, len(events))
+
+
+def test_a_seed_to_a_continuous_voice_reprimes_it_and_it_plays_on_in_the_seeds_key(riffd,
+                                                                                   events):
+    with riffd.client() as c:
+        spb = 60.0 / c.status()["clock"]["tempo"]          # 0.25 s
+        answer_s = 4 * spb                                 # --length 1: one bar, 1 s
+        c.start()
+        reply = c.seed(phrase(60))                         # C major, while playing
+        assert reply["key"] == "C major" and reply["playing"] is True
+        seeded_c = time.monotonic()
+        assert wait_until(lambda: time.monotonic() > seeded_c + 3 * answer_s, 10)
+        assert c.status()["playing"] is True               # past an answer's length
+        reply = c.seed(phrase(66), play=False)             # F# major: taken, and it plays on
+        assert reply["key"] == "F# major" and reply["playing"] is True
+        seeded_fs = time.monotonic()
+        assert wait_until(lambda: time.monotonic() > seeded_fs + 3 * answer_s, 10)
+        status = c.status()
+        assert status["playing"] is True and status["key"] == "F# major", status["voices"]
+        c.stop()
+    # the seed takes over from the next beat (+ the voice's look-ahead): skip half a second
+    in_c = events.between(seeded_c + 0.5, seeded_fs)
+    in_fs = events.between(seeded_fs + 0.5, seeded_fs + 3 * answer_s)
+    late = events.between(seeded_fs + 1.5 * answer_s, seeded_fs + 3 * answer_s)
+    assert len(in_c) >= 6 and len(in_fs) >= 6 and late, (len(in_c), len(in_fs), len(late))
+    assert in_key(in_c, "C major") >= 0.7, [e["pitch"] for e in in_c]
+    assert in_key(in_fs, "F# major") >= 0.7, [e["pitch"] for e in in_fs]
+    # the two keys share only B and F: the notes moved with the seed
+    assert in_key(in_fs, "C major") < 0.6, [e["pitch"] for e in in_fs]
+
+
+def test_a_seed_to_an_idle_continuous_voice_starts_it(riffd, events):
+    with riffd.client() as c:
+        assert wait_until(lambda: not c.status()["playing"], 5)
+        c.seed(phrase(62))                                 # D major
+        seeded = time.monotonic()
+        assert wait_until(lambda: time.monotonic() > seeded + 2.5, 10)
+        assert c.status()["playing"] is True
+        c.stop()
+    assert events.between(seeded + 2.0, seeded + 2.5)     # still playing after 2 bars
+
+
+def test_panic_ends_every_note_sends_cc_123_and_120_and_stops_the_voices(riffd, events):
+    with MidiPeer("panic-peer") as peer:
+        peer.connect("riffd-seed:out", None)
+        with riffd.client() as c:
+            c.request("add_voice", name="bass", channel=3, mode="continuous", low=36, high=55)
+            try:
+                c.start()
+                assert wait_until(lambda: len(events.items) >= 8, 10)
+                reply = c.panic()
+                panicked = time.monotonic()
+                assert reply["sounding"] == 0 and sorted(reply["stopped"]) == ["bass", "main"]
+                status = c.status()
+                assert status["playing"] is False
+                assert [v["state"] for v in status["voices"]] == ["idle", "idle"]
+                assert status["counters"]["sounding"] == 0
+                time.sleep(0.5)                            # nothing plays on by itself
+                assert not events.between(panicked + 0.1, panicked + 10)
+                assert c.status()["counters"]["sounding"] == 0
+                assert peer.wait_for(lambda rs: sum(r.message[:2] == [0xB0 | ch, cc]
+                                                    for r in rs for ch in range(16)
+                                                    for cc in (120, 123)) >= 32, 5)
+                c.start()                                  # a musician plays on after a panic
+                assert wait_until(lambda: len(events.between(panicked + 0.1, 1e12)) >= 4, 10)
+                c.stop()
+            finally:
+                c.request("remove_voice", name="bass")
+    rs = [r.message for r in peer.received()]
+    first_cc = next(i for i, m in enumerate(rs) if m[0] & 0xF0 == 0xB0)
+    ccs = {(m[0] & 0x0F, m[1]) for m in rs if m[0] & 0xF0 == 0xB0}
+    assert ccs >= {(ch, cc) for ch in range(16) for cc in (120, 123)}
+    # on the wire: every note that sounded before the CCs ended before them
+    before = [m for m in rs[:first_cc] if len(m) == 3]
+    on = {}
+    for m in before:
+        k = (m[0] & 0x0F, m[1])
+        on[k] = on.get(k, 0) + (1 if m[0] & 0xF0 == 0x90 and m[2] else -1)
+    assert all(v <= 0 for v in on.values()), on
