@@ -26,6 +26,7 @@ import ipaddress
 import logging
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +61,10 @@ def config_dir() -> Path:
     return Path(base) / "riffd"
 
 
-def runtime_dir() -> Path:
-    """The private folder of the default sockets, created 0700 and checked (see module doc)."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
+def runtime_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The private folder of the default sockets, created 0700 and checked (see module doc).
+    ``environ``: the environment to read XDG_RUNTIME_DIR from (default: this process's)."""
+    base = (os.environ if environ is None else environ).get("XDG_RUNTIME_DIR")
     path = Path(base) / "riffd" if base else Path("/tmp") / f"riffd-{os.geteuid()}"
     return private_dir(path, "socket folder")
 
@@ -96,11 +98,11 @@ def private_dir(path: Path, what: str, create: bool = True) -> Path:
 
 # --- endpoints -------------------------------------------------------------------------------
 
-def default_endpoint(kind: str) -> str:
+def default_endpoint(kind: str, environ: Mapping[str, str] | None = None) -> str:
     """The default ``control`` or ``events`` endpoint: an ipc socket in :func:`runtime_dir`."""
     if kind not in ("control", "events"):
         raise ValueError(f"kind must be control or events, not {kind!r}")
-    return f"ipc://{runtime_dir() / kind}"
+    return f"ipc://{runtime_dir(environ) / kind}"
 
 
 def events_endpoint_for(control: str) -> str:

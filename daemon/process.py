@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from daemon.auth import ClientKeys
+from daemon.auth import ClientKeys, default_endpoint
 from daemon.client import RiffdClient, RiffdUnavailable
 
 
@@ -27,25 +27,33 @@ class DaemonProcess:
     own (mode 0700, removed when the process has ended).
 
     ``start()`` returns once the daemon answers ``ping`` (model loaded, ports open).
-    ``control`` / ``events`` choose other endpoints (e.g. tcp ones, reached with ``keys``).
+    ``control`` / ``events`` choose other endpoints (e.g. tcp ones, reached with ``keys``);
+    ``""`` leaves that option out, so the daemon takes its default (found through ``env``).
     """
 
     def __init__(self, serve_args: list[str] | None = None, env: dict[str, str] | None = None,
                  log_path: str | Path | None = None, control: str | None = None,
                  events: str | None = None, keys: ClientKeys | None = None):
-        self.runtime_dir = Path(tempfile.mkdtemp(prefix="riffd-run-"))   # created 0700
-        self.control = control or f"ipc://{self.runtime_dir / 'control'}"
-        self.events = events or f"ipc://{self.runtime_dir / 'events'}"
-        self.keys = keys
         self.serve_args = list(serve_args or [])
         self.env = {**os.environ, **(env or {})}
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="riffd-run-"))   # created 0700
+        self._endpoint_args: list[str] = []
+        for option, kind, given in (("--control", "control", control),
+                                    ("--events", "events", events)):
+            if given == "":
+                endpoint = default_endpoint(kind, self.env)
+            else:
+                endpoint = given or f"ipc://{self.runtime_dir / kind}"
+                self._endpoint_args += [option, endpoint]
+            setattr(self, kind, endpoint)
+        self.keys = keys
         self.log_path = Path(log_path) if log_path else None
         self.proc: subprocess.Popen | None = None
         self._log = None
 
     def start(self, timeout_s: float = 60.0) -> "DaemonProcess":
-        command = [sys.executable, "-m", "daemon", "serve", "--control", self.control,
-                   "--events", self.events, *self.serve_args]
+        command = [sys.executable, "-m", "daemon", "serve", *self._endpoint_args,
+                   *self.serve_args]
         self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(command, env=self.env, stdout=self._log,
                                      stderr=subprocess.STDOUT if self.log_path else None)
