@@ -3,6 +3,8 @@
 Adam, gradient clipping, learning-rate annealing on plateau, early stopping on the
 validation loss, ``--resume`` from ``last.safetensors``; per epoch a history entry, the
 ``last`` and (when better) ``best`` checkpoints, written atomically, and ``loss.png``.
+``last`` carries what a resumed run needs to go on as if never stopped: the optimiser's
+tensors, the learning-rate scheduler's state (in ``training.scheduler``) and the history.
 Runs alone or under ``torchrun`` (see ``training.distributed``): each rank trains on its
 shard, DDP averages the gradients, only rank 0 writes files.
 
@@ -73,6 +75,29 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
     optimizer.load_state_dict(saved)
 
 
+def scheduler_state(scheduler) -> dict[str, Any]:
+    """A learning-rate scheduler's state as JSON for checkpoint metadata (infinities as
+    strings: strict JSON has none)."""
+    def encode(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return repr(value)                          # "inf", "-inf", "nan"
+        if isinstance(value, (list, tuple)):
+            return [encode(v) for v in value]
+        return value
+    return {k: encode(v) for k, v in scheduler.state_dict().items()}
+
+
+def restore_scheduler(scheduler, state: dict[str, Any]) -> None:
+    """Load what :func:`scheduler_state` wrote."""
+    def decode(value):
+        if value in ("inf", "-inf", "nan"):
+            return float(value)
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        return value
+    scheduler.load_state_dict({k: decode(v) for k, v in state.items()})
+
+
 def fit(task: LoopTask, tc, device: torch.device, ctx: distributed.DistContext,
         resume: bool = False) -> Path:
     """Train ``task.model`` with the [train] settings ``tc``; returns the best checkpoint's path.
@@ -89,6 +114,8 @@ def fit(task: LoopTask, tc, device: torch.device, ctx: distributed.DistContext,
     best_loss, start_epoch, lr = math.inf, 0, tc.learning_rate
 
     last_path, best_path = out / "last.safetensors", out / "best.safetensors"
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=tc.lr_factor, patience=tc.lr_patience)
     if resume and last_path.exists():
         tensors, meta = load_checkpoint(last_path)
         if task.check_resume is not None:
@@ -98,11 +125,16 @@ def fit(task: LoopTask, tc, device: torch.device, ctx: distributed.DistContext,
         history, start_epoch = summary["history"], summary["epochs_done"]
         best_loss, lr = summary["best_val_loss_bits"], summary["learning_rate"]
         _restore_optimizer(optimizer, tensors, lr)
-        log.info("resuming %s after epoch %d", last_path, start_epoch)
+        if "scheduler" in summary:
+            restore_scheduler(scheduler, summary["scheduler"])
+            # the recipe may change these on resume; the plateau count and best loss go on
+            scheduler.factor, scheduler.patience = tc.lr_factor, tc.lr_patience
+        else:
+            log.warning("%s has no learning-rate scheduler state (written by an older riffd): "
+                        "the plateau count starts afresh", last_path)
+        log.info("resuming %s after epoch %d at learning rate %g", last_path, start_epoch, lr)
 
     trained = distributed.wrap(model, ctx, device)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=tc.lr_factor, patience=tc.lr_patience)
     generator = torch.Generator().manual_seed(tc.seed)
     for _ in range(start_epoch):                         # same shuffles as an unbroken run
         torch.randperm(len(task.train_data), generator=generator)
@@ -155,7 +187,8 @@ def fit(task: LoopTask, tc, device: torch.device, ctx: distributed.DistContext,
                 **task.metadata,
                 "training": {"epochs_done": epoch + 1, "history": history,
                              "best_epoch": best["epoch"], "best_val_loss_bits": best_loss,
-                             "learning_rate": lr, **task.summary, "device": str(device),
+                             "learning_rate": lr, "scheduler": scheduler_state(scheduler),
+                             **task.summary, "device": str(device),
                              "processes": ctx.world_size,
                              **({"rank_weight_sha256": digests} if digests else {})},
                 "metrics": {k: best[k] for k in metric_keys},

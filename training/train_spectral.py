@@ -149,6 +149,8 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
         log.info("resuming %s after epoch %d", last_path, start_epoch)
 
     generator = torch.Generator().manual_seed(tc.seed)
+    for _ in range(start_epoch):                         # same shuffles as an unbroken run
+        torch.randperm(len(train_data), generator=generator)
     epochs_without_gain = 0
     if history:
         best_epoch = min(range(len(history)), key=lambda i: history[i]["val_mse"])
