@@ -9,6 +9,7 @@
 - :class:`Burner`: CPU burner processes (Python busy loops, or stress-ng when installed).
 - :class:`BareClient`: the baseline, a bare JACK client that sends a note every 16th at exact
   frames to the same receiver.
+- :class:`ClientProcess`: runs the receiver or the bare client in a process of its own.
 - :func:`match_notes`, :func:`pct`, :func:`cpu_times`, :func:`rt_threads`, :func:`rss_kib`.
 
 Times are ``time.monotonic()`` seconds unless a name says otherwise (``_ms``, ``frame``).
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import inspect
 import json
 import multiprocessing
 import os
@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from daemon.jack_server import JackServer, JackUnavailable, jack_server_running  # noqa: E402
+from daemon.jack_server import JackServer  # noqa: E402
 from daemon.midi_peer import MidiPeer  # noqa: E402
 
 BASELINE_CHANNEL = 16     # MIDI channel (1-16) of the bare client's notes; riffd plays on 1
@@ -41,50 +41,11 @@ NOTE_ON, NOTE_OFF = 0x90, 0x80
 
 # ------------------------------------------------------------------------------ JACK server
 
-def realtime_permitted() -> bool:
-    """True when this user may run SCHED_FIFO threads (``chrt -f 1 true`` succeeds)."""
-    chrt = shutil.which("chrt")
-    if chrt is None:
-        return False
-    return subprocess.run([chrt, "-f", "1", "true"], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, check=False).returncode == 0
-
-
-class _RealtimeJackServer(JackServer):
-    """JackServer started as ``jackd -R -P 70``, for a JackServer without a ``realtime``
-    argument; :meth:`JackServer.stop` stops it as usual."""
-
-    def start(self, timeout: float = 5.0) -> "JackServer":
-        jackd = shutil.which("jackd")
-        if jackd is None:
-            raise JackUnavailable("jackd not found on PATH; install jackd2")
-        self._log = open(self.log_path, "ab")
-        cmd = [jackd, "-n", self.name, "-R", "-P", "70", "-d", "dummy",
-               "-r", str(self.rate), "-p", str(self.period)]
-        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                self._cleanup()
-                raise JackUnavailable(f"jackd -R exited at start-up; see {self.log_path}")
-            if jack_server_running(self.env, timeout=max(0.1, deadline - time.monotonic())):
-                return self
-            time.sleep(0.02)
-        self.stop()
-        raise JackUnavailable(f"jackd -R did not answer within {timeout} s; see {self.log_path}")
-
-
 def start_jack(name: str, rate: int, period: int, realtime: bool, log_path: str) -> JackServer:
-    """Start a dummy-driver JACK server named ``name``; realtime when asked (and permitted)."""
-    params = inspect.signature(JackServer).parameters
-    if "realtime" in params:
-        server = JackServer(name, rate=rate, period=period, log_path=log_path, realtime=realtime)
-    elif realtime:
-        server = _RealtimeJackServer(name, rate=rate, period=period, log_path=log_path)
-    else:
-        server = JackServer(name, rate=rate, period=period, log_path=log_path)
-    return server.start()
+    """Start a dummy-driver JACK server named ``name``: ``jackd -R`` when ``realtime``, else
+    ``--no-realtime``."""
+    return JackServer(name, rate=rate, period=period, log_path=log_path,
+                      realtime=realtime).start()
 
 
 def server_mode(log_path: str) -> str:
@@ -146,6 +107,10 @@ class NoteReceiver(MidiPeer):
             self.offs[channel] += 1
         if self.keep:
             super()._record(message, frame, time_s)
+
+    def counts(self) -> tuple[dict, dict, int]:
+        """(note-ons per channel, note-offs per channel, other messages) so far."""
+        return dict(self.ons), dict(self.offs), self.other
 
 
 class XrunWatch:
@@ -224,11 +189,106 @@ class BareClient:
         if self._thread is not None:
             self._thread.join(5)
 
+    def results(self) -> tuple[list, int]:
+        """(``intended``: (at, pitch) of each note-on handed over, note-offs handed over)."""
+        return list(self.intended), self.offs_sent
+
     def close(self) -> None:
         self.stop()
         self._peer.close()
 
     def __enter__(self) -> "BareClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+SWITCH_INTERVAL_S = 0.0005   # GIL hand-over in client processes (Python's default is 5 ms)
+
+
+def _client_main(conn, cls, args) -> None:
+    """Child process: build ``cls(*args)``, then run the methods the parent names over
+    ``conn`` and send back ``(ok, result)``, until ``close``."""
+    # The JACK process callback is Python: it needs the GIL within one period. A short switch
+    # interval keeps the feeder/dispatcher threads from holding it for a whole 5 ms slice.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    try:
+        obj = cls(*args)
+    except Exception as exc:
+        conn.send((False, f"{cls.__name__}: {exc!r}"))
+        return
+    try:
+        conn.send((True, getattr(obj, "in_port_name", None)))
+        while True:
+            name, call_args = conn.recv()
+            if name == "close":
+                break
+            try:
+                result = getattr(obj, name)(*call_args)
+                conn.send((True, None if result is obj else result))
+            except Exception as exc:
+                conn.send((False, f"{cls.__name__}.{name}: {exc!r}"))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        obj.close()
+        try:
+            conn.send((True, None))
+        except OSError:
+            pass
+
+
+class ClientProcess:
+    """A JACK client (:class:`NoteReceiver`, :class:`BareClient`) in a process of its own.
+
+    Its process callback, written in Python, then competes for a GIL only with its own
+    dispatcher or feeder thread, not with the benchmark's threads: the receiver and the
+    baseline do not miss cycles for reasons of the benchmark's making. Methods run in the
+    child with :meth:`call`; the child inherits ``os.environ`` (JACK_DEFAULT_SERVER) at start.
+    """
+
+    def __init__(self, cls, *args, timeout_s: float = 30.0) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_client_main, args=(child, cls, args), daemon=True,
+                                 name=f"bench-{cls.__name__}")
+        self._proc.start()
+        child.close()
+        self.in_port_name = self._reply(timeout_s)
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def call(self, name: str, *args, timeout_s: float = 30.0):
+        """Run ``obj.name(*args)`` in the child; return its result."""
+        self._conn.send((name, args))
+        return self._reply(timeout_s)
+
+    def _reply(self, timeout_s: float):
+        if not self._conn.poll(timeout_s):
+            raise RuntimeError(f"{self._proc.name} did not answer within {timeout_s} s")
+        ok, value = self._conn.recv()
+        if not ok:
+            raise RuntimeError(value)
+        return value
+
+    def close(self) -> None:
+        """Close the child's JACK client and end the process. Safe to call twice."""
+        if self._proc.is_alive():
+            try:
+                self._conn.send(("close", ()))
+                self._reply(10.0)
+            except (OSError, EOFError, RuntimeError):
+                pass
+            self._proc.join(5)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(5)
+        self._conn.close()
+
+    def __enter__(self) -> "ClientProcess":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -410,18 +470,16 @@ def match_notes(intended, received, window_s: float = 0.25) -> list[tuple[float,
 
 
 def hanging(messages) -> int:
-    """Notes left sounding: per (channel, pitch), note-ons minus note-offs, summed where > 0.
+    """Keys left sounding at the end: (channel, pitch) pairs whose last message was a note-on,
+    as a synthesizer would hold them (a note-on that JACK delivered twice still ends with one
+    note-off).
 
     ``messages``: MIDI byte lists in arrival order.
     """
-    open_notes = collections.Counter()
+    held = {}
     for m in messages:
-        key = (m[0] & 0x0F, m[1])
-        if m[0] & 0xF0 == NOTE_ON and m[2] > 0:
-            open_notes[key] += 1
-        elif open_notes[key] > 0:
-            open_notes[key] -= 1
-    return sum(open_notes.values())
+        held[(m[0] & 0x0F, m[1])] = m[0] & 0xF0 == NOTE_ON and m[2] > 0
+    return sum(held.values())
 
 
 def cpu_times() -> tuple[int, int]:

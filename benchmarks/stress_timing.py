@@ -36,10 +36,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _playback_rig import (BASELINE_CHANNEL, BareClient, Burner, EventLog, NoteReceiver,  # noqa: E402
-                           XrunWatch, busy_percent, counters, cpu_times, delta, fmt, hanging,
-                           loadavg, log_xruns, match_notes, pct, realtime_permitted, rt_threads,
-                           server_mode, serve_option, start_jack)
+from _playback_rig import (  # noqa: E402
+    BASELINE_CHANNEL, BareClient, Burner, ClientProcess, EventLog, NoteReceiver, XrunWatch,
+    busy_percent, counters, cpu_times, delta, fmt, hanging, loadavg, log_xruns, match_notes, pct,
+    rt_threads, server_mode, serve_option, start_jack)
+from daemon.jack_server import realtime_permitted  # noqa: E402
 from daemon.process import DaemonProcess  # noqa: E402
 
 CLIENT = "riffd-stress"
@@ -63,6 +64,8 @@ def note_report(intended, received_ons, ons_sent, offs_sent, ons_received, offs_
                                        if error.size else None),
             "note_ons_sent": ons_sent, "note_ons_received": ons_received,
             "note_ons_matched": len(pairs),
+            # received but matching no intended note-on: JACK delivered it twice, or too late
+            "note_ons_unmatched": ons_received - len(pairs),
             "lost_note_ons": delta(ons_sent, ons_received),
             "note_offs_sent": offs_sent, "note_offs_received": offs_received,
             "lost_note_offs": delta(offs_sent, offs_received),
@@ -81,10 +84,11 @@ def run_once(realtime: bool, burn: int, burner: str, seconds: float, rate: int, 
                  "--mode", "continuous", "--log-level", "WARNING"]
         if serve_option("--realtime"):
             serve += ["--realtime", "auto" if realtime else "off"]
-        with XrunWatch("stress-xruns") as watch, NoteReceiver("stress-rx") as rx, \
-                BareClient("stress-bare", rx.in_port_name, bpm) as bare, \
+        with XrunWatch("stress-xruns") as watch, \
+                ClientProcess(NoteReceiver, "stress-rx") as rx, \
+                ClientProcess(BareClient, "stress-bare", "stress-rx:in", bpm) as bare, \
                 DaemonProcess(serve, log_path=os.path.join(tmp, f"serve-{label}.log")) as daemon:
-            rx.connect(f"{CLIENT}:out", None)
+            rx.call("connect", f"{CLIENT}:out", None)
             events = EventLog(daemon.events)
             try:
                 with daemon.client() as c, Burner(burn, burner) as burners:
@@ -93,16 +97,17 @@ def run_once(realtime: bool, burn: int, burner: str, seconds: float, rate: int, 
                     xruns0, log0 = watch.count, log_xruns(jack_log)
                     cpu0 = cpu_times()
                     c.start()
-                    bare.start()
+                    bare.call("start")
                     started = time.monotonic()
                     while time.monotonic() - started < seconds:
                         time.sleep(min(30.0, seconds - (time.monotonic() - started)))
                         print(f"  {label}: {time.monotonic() - started:5.0f} s of {seconds:.0f}, "
                               f"load {loadavg()[0]}", file=sys.stderr)
                     c.stop()
-                    bare.stop()
+                    bare.call("stop")
                     cpu1, load = cpu_times(), loadavg()
-                    riffd_rt, own_rt = rt_threads(daemon.proc.pid), rt_threads(os.getpid())
+                    rt = {"riffd": rt_threads(daemon.proc.pid), "receiver": rt_threads(rx.pid),
+                          "bare_client": rt_threads(bare.pid)}
                     burner_kind = burners.kind
                 time.sleep(DRAIN_S)
                 with daemon.client() as c:
@@ -110,7 +115,8 @@ def run_once(realtime: bool, burn: int, burner: str, seconds: float, rate: int, 
                 xruns, log_lines = watch.count - xruns0, log_xruns(jack_log) - log0
             finally:
                 events.close()
-            received = rx.received()
+            received = rx.call("received")
+            intended, bare_offs = bare.call("results")
     finally:
         server.stop()
         mode = server_mode(jack_log)
@@ -118,30 +124,30 @@ def run_once(realtime: bool, burn: int, burner: str, seconds: float, rate: int, 
     def ch(m):
         return (m.message[0] & 0x0F) + 1
 
+    def is_on(m):
+        return m.message[0] & 0xF0 == 0x90 and m.message[2] > 0
+
     mine = [m for m in received if ch(m) != BASELINE_CHANNEL]
     base = [m for m in received if ch(m) == BASELINE_CHANNEL]
 
     def ons(ms):
-        return [(m.monotonic, ch(m), m.message[1]) for m in ms
-                if m.message[0] & 0xF0 == 0x90 and m.message[2] > 0]
+        return [(m.monotonic, ch(m), m.message[1]) for m in ms if is_on(m)]
 
-    riffd_ons = sum(n for c_, n in rx.ons.items() if c_ != BASELINE_CHANNEL)
-    riffd_offs = sum(n for c_, n in rx.offs.items() if c_ != BASELINE_CHANNEL)
     ons_sent = delta(after["notes_sent"], before["notes_sent"])
     riffd = note_report(events.ons, ons(mine), ons_sent if ons_sent is not None else
-                        events.on_count, events.off_count, riffd_ons, riffd_offs,
-                        [m.message for m in mine])
+                        events.on_count, events.off_count, sum(map(is_on, mine)),
+                        sum(not is_on(m) for m in mine), [m.message for m in mine])
     riffd.update({"pub_note_on_events": events.on_count,
                   "late_notes": delta(after["late_notes"], before["late_notes"]),
                   "events_dropped": delta(after["events_dropped"], before["events_dropped"]),
                   "xruns": delta(after["xruns"], before["xruns"]),
-                  "sounding_at_end": after["sounding"], "realtime_threads": riffd_rt})
-    bare_report = note_report([(at, BASELINE_CHANNEL, p) for at, p in bare.intended], ons(base),
-                              len(bare.intended), bare.offs_sent, rx.ons[BASELINE_CHANNEL],
-                              rx.offs[BASELINE_CHANNEL], [m.message for m in base])
+                  "sounding_at_end": after["sounding"]})
+    bare_report = note_report([(at, BASELINE_CHANNEL, p) for at, p in intended], ons(base),
+                              len(intended), bare_offs, sum(map(is_on, base)),
+                              sum(not is_on(m) for m in base), [m.message for m in base])
     return {"label": label, "server_realtime_asked": realtime, "server_mode": mode,
             "burn": burn, "burner": burner_kind, "seconds": seconds, "loadavg_end": load,
-            "cpu_busy_percent": busy_percent(cpu0, cpu1), "receiver_realtime_threads": own_rt,
+            "cpu_busy_percent": busy_percent(cpu0, cpu1), "realtime_threads": rt,
             "riffd": riffd, "bare_client": bare_report,
             "xruns_at_receiver": xruns, "xrun_lines_in_jackd_log": log_lines}
 
@@ -188,10 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=int, default=48000, help="JACK sample rate, Hz")
     ap.add_argument("--bpm", type=float, default=120.0, help="tempo of riffd and the bare client")
     ap.add_argument("--json", help="write the report to this file as JSON")
+    ap.add_argument("--keep-logs", action="store_true", help="keep jackd's and riffd's logs")
     args = ap.parse_args(argv)
     modes = {"rt": [True], "nonrt": [False], "both": [True, False]}[args.mode]
     if True in modes and not realtime_permitted():
-        print("realtime scheduling is not permitted for this user (chrt -f 1 true fails): "
+        print("realtime scheduling is not permitted for this user (not root, RLIMIT_RTPRIO 0): "
               "the realtime run is skipped; run as root or give the user an rtprio limit "
               "(/etc/security/limits.d) to measure it", file=sys.stderr)
         modes = [m for m in modes if not m]
@@ -217,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
         print(f"wrote {args.json}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    if args.keep_logs:
+        print(f"logs in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
