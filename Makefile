@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 DEBIAN_PACKAGES := jackd2 libportaudio2 fluidsynth python3-zmq
 MACOS_PACKAGES  := jack portaudio fluid-synth
 
-.PHONY: demo test setup system-deps train bench clean
+.PHONY: demo test setup system-deps train bench stress soak clean
 
 demo: setup
 	$(PY) -m daemon demo
@@ -47,8 +47,21 @@ system-deps:
 train: setup
 	$(PY) -m training train configs/melody_erk.toml
 
+# bench: the short benchmarks (minutes). stress and soak run long: 20 and 60 minutes.
+LONG_BENCHMARKS := stress_timing.py soak.py
 bench: setup
-	for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	for script in benchmarks/*.py; do \
+		case " $(LONG_BENCHMARKS) " in *" $$(basename $$script) "*) continue;; esac; \
+		case $$(basename $$script) in _*) continue;; esac; \
+		echo "== $$script"; $(PY) $$script || exit 1; done
+
+# note timing under CPU burners, realtime and non-realtime JACK (STRESS_ARGS="--minutes 1")
+stress: setup
+	$(PY) benchmarks/stress_timing.py --json out/stress_timing.json $(STRESS_ARGS)
+
+# an hour of continuous play: RSS growth, lost and late notes (out/soak.json, out/soak.png)
+soak: setup
+	$(PY) benchmarks/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf out runs .cache
