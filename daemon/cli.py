@@ -87,7 +87,12 @@ def _serve_parser(sub) -> None:
     p.add_argument("--no-clock-out", dest="clock_out", action="store_false", default=None,
                    help="do not send MIDI clock and transport on riffd:out")
     p.add_argument("--model-dir", dest="model_dirs", action="append",
-                   help="folder that list_models scans (repeatable; default runs/ and models/)")
+                   help="folder of checkpoints that load_model, add_voice and list_models may "
+                        "read (repeatable; default runs/ and models/; the bundled models always)")
+    p.add_argument("--max-model-mb", dest="max_model_mb", type=float,
+                   help="largest checkpoint file riffd loads, in MB (default 512)")
+    p.add_argument("--max-model-params", dest="max_model_params", type=int,
+                   help="largest model riffd loads, in parameters (default 50000000)")
     p.add_argument("--record-dir", dest="record_dir",
                    help="folder for `record start` without a path (default recordings/)")
     p.add_argument("--monitor", action="store_true", default=None,
@@ -125,6 +130,11 @@ def serve(args: argparse.Namespace) -> int:
         return Riffd(cfg).run()
     except (MidiPortError, CheckpointError, ValueError, OSError) as exc:
         print(f"riffd serve: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:   # a bug: one clear line here, the traceback in the debug log
+        logging.getLogger("riffd").debug("serve failed", exc_info=True)
+        print(f"riffd serve: stopped by an unexpected error: {type(exc).__name__}: {exc} "
+              "(run with --log-level DEBUG for the details)", file=sys.stderr)
         return 1
 
 

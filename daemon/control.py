@@ -1,9 +1,15 @@
 """The control server: one thread that owns the ROUTER (requests) and PUB (events) sockets.
 
 Requests are decoded and validated by :mod:`daemon.protocol`, then handed to
-``handler(cmd, args) -> dict``, which runs on the server thread and should return quickly (hand
-slow work to another thread). ``ping`` is answered by the server itself, so it tells a script that
-the control thread is alive even while the rest of the daemon is busy.
+``handler(cmd, args) -> dict``, which runs on the server thread and must return quickly: slow
+work (loading a model) is returned as a :class:`daemon.slow_work.Deferred`, run on the server's
+worker thread, and answered from the server thread when it is done, while other requests are
+served. ``ping`` is answered by the server itself, so it tells a script that the control thread is
+alive even while the rest of the daemon is busy.
+
+Every request gets exactly one reply: decoding, the handler and encoding are guarded, a failure
+is answered ``internal`` (counted in :attr:`ControlServer.internal_errors`), and when even that
+reply cannot be encoded a fixed ASCII ``internal`` reply goes out.
 
 Events can be published from any thread: :meth:`ControlServer.publish` encodes the event and
 pushes it, under a lock, down an inproc PUSH socket; the server thread polls the other end together
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import logging
 import socket
 import threading
@@ -25,9 +32,10 @@ import zmq
 
 from daemon.auth import ServerSecurity, default_endpoint, ipc_path, transport
 from daemon.protocol import (
-    MAX_MESSAGE_BYTES, ProtocolError, decode_request, encode_event, encode_reply_error,
-    encode_reply_ok,
+    MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ProtocolError, decode_request, encode_event,
+    encode_reply_error, encode_reply_ok,
 )
+from daemon.slow_work import Deferred, SlowWorker
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,26 @@ ROUTER_MAX_FRAME_BYTES = 4 * MAX_MESSAGE_BYTES  # 1 MiB
 EVENT_QUEUE_MESSAGES = 10000  # events waiting for the server thread before publish() drops them
 
 _instances = itertools.count()
+
+
+_REPLY_TAG = b"reply"   # marks a deferred reply on the inproc queue (events never start b"")
+
+
+def _envelope(frames: list[bytes]) -> list[bytes]:
+    """The routing frames of a ROUTER message: [identity] or [identity, b""] (REQ)."""
+    return frames[:2] if len(frames) >= 2 and frames[1] == b"" else frames[:1]
+
+
+def _fallback_reply(req_id: Any) -> bytes:
+    """A fixed ASCII `internal` reply for when even an error reply cannot be encoded."""
+    try:
+        shown = json.dumps(req_id if isinstance(req_id, (str, int)) else None)
+        shown.encode("ascii")
+    except Exception:
+        shown = "null"
+    return (b'{"v":%d,"id":%s,"ok":false,"error":{"code":"internal","message":'
+            b'"the daemon could not encode its reply; see its log"}}'
+            % (PROTOCOL_VERSION, shown.encode("ascii")))
 
 
 class ControlBindError(OSError):
@@ -81,6 +109,9 @@ class ControlServer:
         self.errors = 0            # error replies sent
         self.events_published = 0  # events forwarded to PUB
         self.events_dropped = 0    # events publish() could not hand over
+        self.internal_errors = 0   # requests answered `internal` (a handler or encoder failed)
+        self._count_lock = threading.Lock()     # counters change on the worker thread too
+        self._worker = SlowWorker()             # runs Deferred work (model loading)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -190,20 +221,24 @@ class ControlServer:
             while not self._stop.is_set():
                 ready = dict(poller.poll(POLL_TIMEOUT_S * 1000))
                 if pull in ready:
-                    self._forward_events(pull, pub)
+                    self._forward_events(pull, pub, router)
                 if router in ready:
                     self._serve_requests(router)
         finally:
+            self._worker.stop()
             for s in (router, pub, pull):
                 s.close(linger=0)
 
-    def _forward_events(self, pull: zmq.Socket, pub: zmq.Socket) -> None:
+    def _forward_events(self, pull: zmq.Socket, pub: zmq.Socket, router: zmq.Socket) -> None:
         while True:
             try:
                 frames = pull.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if len(frames) == 2:  # a single empty frame is stop()'s wake-up
+            if len(frames) >= 4 and frames[0] == b"" and frames[1] == _REPLY_TAG:
+                # a deferred reply: [b"", tag, payload, *envelope] (see _send_later)
+                self._send(router, frames[3:] + [frames[2]])
+            elif len(frames) == 2:  # a single empty frame is stop()'s wake-up
                 pub.send_multipart(frames, zmq.NOBLOCK)  # PUB drops, never blocks, at its HWM
                 self.events_published += 1
 
@@ -213,29 +248,44 @@ class ControlServer:
                 frames = router.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            reply = self._reply_frames(frames)
             try:
-                router.send_multipart(reply, zmq.NOBLOCK)
-            except zmq.Again:
-                log.warning("control reply dropped: client not reading")
+                reply = self._reply_frames(frames)
+            except Exception:   # nothing a request does may end the control thread
+                log.exception("control request failed outside every handler")
+                self._count()
+                self._count_internal()
+                reply = _envelope(frames) + [_fallback_reply(None)]
+            if reply is not None:   # None: deferred, answered when its work is done
+                self._send(router, reply)
 
-    def _reply_frames(self, frames: list[bytes]) -> list[bytes]:
-        """The reply for one ROUTER message, with the same envelope as the request.
+    def _send(self, router: zmq.Socket, reply: list[bytes]) -> None:
+        try:
+            router.send_multipart(reply, zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("control reply dropped: client not reading")
+        except zmq.ZMQError as e:
+            log.warning("control reply dropped: %s", e)
+
+    def _reply_frames(self, frames: list[bytes]) -> list[bytes] | None:
+        """The reply for one ROUTER message, with the same envelope as the request; None when
+        the handler deferred its work (the reply is sent later, see _send_later).
 
         A REQ client's message arrives as [identity, b"", payload]; a DEALER's as
         [identity, payload]. The reply goes back with the same envelope.
         """
-        self.requests += 1
-        envelope = frames[:2] if len(frames) >= 2 and frames[1] == b"" else frames[:1]
+        with self._count_lock:
+            self.requests += 1
+        envelope = _envelope(frames)
         body = frames[len(envelope):]
         if len(body) == 1:
-            return envelope + [self._answer(body[0])]
+            payload = self._answer(body[0], envelope)
+            return None if payload is None else envelope + [payload]
         problem = f"expected one frame of JSON, got {len(body)} frames" if body else "empty message"
-        self.errors += 1
-        return envelope + [encode_reply_error(ProtocolError("bad_frames", problem))]
+        return envelope + [self._error_reply(ProtocolError("bad_frames", problem), None)]
 
-    def _answer(self, payload: bytes) -> bytes:
-        """Decode one request, run it, and encode the reply (errors included)."""
+    def _answer(self, payload: bytes, envelope: list[bytes]) -> bytes | None:
+        """Decode one request, run it, and encode the reply (errors included); None when the
+        handler returned a :class:`Deferred` (handed to the worker thread)."""
         req = None
         try:
             req = decode_request(payload)
@@ -243,21 +293,70 @@ class ControlServer:
                 result = {"pong": True, "time": time.monotonic()}
             else:
                 result = self._handler(req.cmd, req.args)
-            if result is None:
-                result = {}
+            if isinstance(result, Deferred):
+                self._worker.submit(lambda: self._finish(result, req, envelope))
+                return None
+            return self._ok_reply(req, result)
+        except ProtocolError as e:
+            return self._error_reply(e, req)
+        except Exception as e:  # the handler's failure, reported back
+            return self._error_reply(self._internal(req, e), req)
+
+    def _finish(self, deferred: Deferred, req, envelope: list[bytes]) -> None:
+        """Worker thread: run deferred work and send its reply through the control thread."""
+        try:
+            payload = self._ok_reply(req, deferred.work())
+        except ProtocolError as e:
+            payload = self._error_reply(e, req)
+        except Exception as e:
+            payload = self._error_reply(self._internal(req, e), req)
+        self._send_later(envelope, payload)
+
+    def _send_later(self, envelope: list[bytes], payload: bytes) -> None:
+        """Any thread: queue a reply for the control thread to send (the ROUTER is its own)."""
+        with self._push_lock:
+            if self._push is None:
+                log.warning("control reply dropped: the control server is stopping")
+                return
+            try:
+                self._push.send_multipart([b"", _REPLY_TAG, payload, *envelope], zmq.NOBLOCK)
+            except zmq.Again:
+                log.warning("control reply dropped: the event queue is full")
+
+    def _ok_reply(self, req, result: Any) -> bytes:
+        if result is None:
+            result = {}
+        try:
             if not isinstance(result, dict):
                 raise TypeError(f"handler returned {type(result).__name__}, expected a dict")
             return encode_reply_ok(req.id, result)
-        except ProtocolError as e:
-            err = e
-        except Exception as e:  # the handler's (or result encoding's) failure, reported back
-            log.exception("control command %r failed", req.cmd if req else None)
-            err = ProtocolError("internal", f"{req.cmd if req else 'request'} failed: "
-                                            f"{type(e).__name__}: {e}")
+        except Exception as e:   # a result that is not JSON (a bug): say so, keep serving
+            return self._error_reply(self._internal(req, e), req)
+
+    def _internal(self, req, exc: Exception) -> ProtocolError:
+        what = req.cmd if req is not None else "request"
+        log.error("control command %r failed", what, exc_info=exc)
+        self._count_internal()
+        return ProtocolError("internal", f"{what} failed: {type(exc).__name__}: {exc}")
+
+    def _error_reply(self, err: ProtocolError, req) -> bytes:
         if req is not None:
             err.id = req.id  # a handler's ProtocolError answers this request
-        self.errors += 1
-        return encode_reply_error(err)
+        self._count()
+        try:
+            return encode_reply_error(err)
+        except Exception:
+            log.exception("control error reply could not be encoded")
+            self._count_internal()
+            return _fallback_reply(err.id)
+
+    def _count(self) -> None:
+        with self._count_lock:
+            self.errors += 1
+
+    def _count_internal(self) -> None:
+        with self._count_lock:
+            self.internal_errors += 1
 
     # --- helpers ---------------------------------------------------------------------------
 

@@ -99,6 +99,8 @@ class CommandSpec:
 
 
 MAX_SEED_NOTES = 2048
+MAX_NESTING_DEPTH = 32      # arrays/objects inside each other in one request (a seed uses 4)
+MAX_ID_INT = 2**63 - 1      # an integer request id fits in 64 bits
 MAX_AUDIO_SAMPLES = 32000   # what fits in MAX_MESSAGE_BYTES as JSON (about 2 s at 16 kHz)
 MAX_STRING_CHARS = 4096
 
@@ -280,20 +282,28 @@ def decode_request(payload: bytes) -> Request:
         raise ProtocolError("not_json", f"request is not UTF-8 text ({e.reason} at byte {e.start})"
                             ) from None
     try:
-        msg = json.loads(text, parse_constant=_reject_constant)
+        msg = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except ValueError as e:
+        if "integer string conversion" in str(e):   # Python's guard against huge ints
+            raise ProtocolError("bad_args", "request has a number with thousands of digits; "
+                                            "numbers must fit in 64 bits") from None
         raise ProtocolError("not_json", f"request is not valid JSON: {e}") from None
     except RecursionError:
-        raise ProtocolError("not_json", "request is nested too deeply to read") from None
+        raise ProtocolError("not_json", f"request is nested too deeply to read; at most "
+                                        f"{MAX_NESTING_DEPTH} levels") from None
+    if _too_deep(msg, MAX_NESTING_DEPTH):
+        raise ProtocolError("bad_args", f"request is nested more than {MAX_NESTING_DEPTH} "
+                                        f"levels deep (lists and objects inside each other)")
     if not isinstance(msg, dict):
         raise ProtocolError("not_object", f"request must be a JSON object like "
                                           f'{{"v": {PROTOCOL_VERSION}, "cmd": "ping"}}, '
                                           f"got {_json_kind(msg)}")
 
     req_id = msg.get("id")
-    if req_id is not None and (isinstance(req_id, bool) or not isinstance(req_id, (str, int))):
-        raise ProtocolError("bad_args", f"request 'id' must be a string or an integer, "
-                                        f"got {_show(req_id)}")
+    if req_id is not None and (isinstance(req_id, bool) or not isinstance(req_id, (str, int))
+                               or (isinstance(req_id, int) and abs(req_id) > MAX_ID_INT)):
+        raise ProtocolError("bad_args", f"request 'id' must be a string or an integer of at "
+                                        f"most 64 bits, got {_show(req_id)}")
 
     if "v" not in msg:
         raise ProtocolError("bad_version", f'request has no "v"; send "v": {PROTOCOL_VERSION}',
@@ -372,6 +382,8 @@ def _check_value(cmd: str, where: str, spec: ArgSpec, value: Any) -> Any:
     if spec.type == "str":
         if not isinstance(value, str) or len(value) > MAX_STRING_CHARS:
             raise bad()
+        if not _is_text(value):
+            raise bad("a string with a lone surrogate (\\ud800-\\udfff), which is not text")
         if spec.choices is not None and value not in spec.choices:
             raise bad()
         return value
@@ -380,7 +392,7 @@ def _check_value(cmd: str, where: str, spec: ArgSpec, value: Any) -> Any:
             raise bad()
         if not _in_range(spec, len(value)):
             raise bad(f"{len(value)} samples")
-        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and _finite(x)
                    for x in value):
             raise bad("a list with something other than finite numbers")
         return [float(x) for x in value]
@@ -397,7 +409,7 @@ def _check_value(cmd: str, where: str, spec: ArgSpec, value: Any) -> Any:
         if not isinstance(value, int):
             raise bad()
     elif spec.type == "float":
-        if not math.isfinite(value):
+        if not _finite(value):     # NaN, inf, or an int too large for a float (10**400)
             raise bad()
         value = float(value)
     if spec.choices is not None and value not in spec.choices:
@@ -477,11 +489,60 @@ def _num(x: float | None) -> str:
 
 def _show(value: Any) -> str:
     """A value as the script wrote it (JSON), cut short so a huge value cannot flood a message."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a number out of range (too large for a float)"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**60:
+        return f"a number of about {int(value.bit_length() * math.log10(2)) + 1} digits"
     try:
         text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
+    except Exception:   # not JSON, too deep, too large: never let a message fail
+        try:
+            text = repr(value)
+        except Exception:
+            text = f"(a {type(value).__name__})"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _finite(x: int | float) -> bool:
+    """Whether a JSON number is a finite float: false for NaN, inf and ints past 1.8e308."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
+def _is_text(s: str) -> bool:
+    """Whether ``s`` is valid Unicode text (no lone surrogates, which JSON's \\ud800 allows)."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json object hook: refuse an object that names a key twice (JSON would keep the last)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ProtocolError("bad_args", f"request has the key {_show(dup)} twice in one object; "
+                                        f"give each key once")
+    return out
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether lists/objects nest more than ``limit`` levels (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children
+                         if isinstance(child, (list, dict)))
+    return False
 
 
 def _json_kind(value: Any) -> str:
@@ -507,8 +568,15 @@ def _reject_constant(name: str) -> Any:
 # --- encoding ----------------------------------------------------------------------------------
 
 def _dumps(obj: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON. A string with a lone surrogate (an id or a name echoed from a request
+    that wrote "\\ud800") is not UTF-8: then the whole message is written as ASCII JSON, which
+    escapes it (\\ud800) and reads back to the same string."""
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True,
+                          allow_nan=False).encode("ascii")
 
 
 def encode_request(cmd: str, args: dict[str, Any] | None = None,

@@ -46,7 +46,10 @@ class ServeConfig:
     beats_per_bar: int = 4                  # meter
     clock_source: str = "internal"          # internal | midi (follow MIDI clock on riffd:in)
     clock_out: bool = True                  # send MIDI clock on riffd:out (internal source)
-    model_dirs: list = field(default_factory=lambda: ["runs", "models"])  # for list_models
+    model_dirs: list = field(default_factory=lambda: ["runs", "models"])  # the only folders
+                                            # load_model, add_voice and list_models read
+    max_model_mb: float = 512.0             # largest checkpoint file loaded, MB
+    max_model_params: int = 50_000_000      # largest model loaded, parameters
     record_dir: str = "recordings"          # where `record start` writes without a path
     monitor: bool = False                   # play generated notes through a pyo synth (JACK)
     audio: bool = False                     # run the spectral audio voice on the audio device

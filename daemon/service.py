@@ -38,10 +38,12 @@ from daemon.protocol import COMMANDS, PROTOCOL_VERSION, ProtocolError
 from daemon.recorder import Recorder
 from daemon.scheduler import Scheduler
 from daemon.serve_config import ServeConfig
+from daemon.slow_work import Deferred
 from daemon.voice import ANSWERING, IDLE, PREPARE_S, Voice, VoiceSettings, check_settings
-from daemon.voices import (VoiceSet, list_models, load_voice_generator, make_voice,
-                           split_controls)
-from engine.checkpoint import CheckpointError
+from daemon.voices import (VoiceSet, allowed_model_path, list_models, load_voice_generator,
+                           make_voice, split_controls)
+from engine.checkpoint import CheckpointError, ModelLimits
+from engine.safe_files import MB, FileRefused
 from engine.key_finding import estimate_key
 from engine.melody_representation import Note
 
@@ -107,7 +109,10 @@ class Riffd:
         with ExitStack() as stack:
             specs = self._voice_specs()
             # models first: a bad checkpoint is reported before any port is opened
-            generators = [load_voice_generator(spec.get("model"), cfg.device) for spec in specs]
+            generators = self._load_start_models(specs)
+            if generators is None:
+                log.info("riffd stopped during start-up, while loading its models")
+                return 0
             self.ports = open_midi_ports(cfg.midi_api, cfg.client_name)
             stack.callback(self.ports.close)
             if cfg.monitor:
@@ -161,6 +166,41 @@ class Riffd:
                 log.info("recording written: %s", self.recorder.stop()["path"])
         log.info("riffd stopped cleanly")
         return 0
+
+    def _load_start_models(self, specs: list[dict]) -> list | None:
+        """The voices' generators, loaded on a worker thread while this (main) thread waits for
+        them or for SIGINT/SIGTERM/shutdown: a signal ends start-up within ~0.05 s even in the
+        middle of a load. Returns None when asked to stop; re-raises a loading error."""
+        done: dict = {}
+
+        def load() -> None:
+            try:
+                generators = []
+                for spec in specs:
+                    log.info("loading model %s for voice %s", spec.get("model") or "(bundled)",
+                             spec.get("name"))
+                    generators.append(load_voice_generator(spec.get("model"), self.cfg.device,
+                                                           limits=self._model_limits()))
+                done["generators"] = generators
+            except BaseException as exc:   # handed to the main thread
+                done["error"] = exc
+
+        loader = threading.Thread(target=load, name="riffd-start-load", daemon=True)
+        loader.start()
+        while loader.is_alive():
+            if self._shutdown.wait(0.05):
+                return None     # the loader is a daemon thread: it cannot hold up the exit
+        if "error" in done:
+            raise done["error"]
+        return done["generators"]
+
+    def _model_limits(self) -> ModelLimits:
+        """How large a checkpoint this daemon loads (serve options --max-model-mb and
+        --max-model-params)."""
+        return ModelLimits(
+            max_bytes=int(self.cfg.max_model_mb * MB), max_params=self.cfg.max_model_params,
+            bytes_hint="raise the limit with `riffd serve --max-model-mb N`",
+            params_hint="raise the limit with `riffd serve --max-model-params N`")
 
     def _open_audio(self, stack: ExitStack) -> None:
         """Start the spectral audio voice's output; without a device say why and go on with
@@ -335,12 +375,11 @@ class Riffd:
         route = self.routes.get(cmd)
         if route is None:
             raise ProtocolError("unknown_command", f"command {cmd!r} is not handled by this daemon")
-        try:
-            return route(cmd, args)
-        except KeyError as exc:                     # an unknown voice
-            raise ProtocolError("bad_args", f"{cmd}: {exc.args[0]}") from None
-        except ValueError as exc:                   # a value the spec tables cannot check
-            raise ProtocolError("bad_args", f"{cmd}: {exc}") from None
+        result = _as_bad_args(cmd, lambda: route(cmd, args))
+        if isinstance(result, Deferred):            # slow work: runs on the control worker
+            work = result.work
+            return Deferred(lambda: _as_bad_args(cmd, work), result.what)
+        return result
 
     def _start(self, cmd, args) -> dict:
         voices = self.voices.select(args.get("voice"))
@@ -441,38 +480,62 @@ class Riffd:
                 "clock_out": self.clock_out.status() if self.clock_out else {"enabled": False},
                 "clock_in": self.clock_in.status()}
 
-    def _add_voice(self, cmd, args) -> dict:
-        try:
-            voice = self._add(dict(args))
-        except (CheckpointError, OSError) as exc:
-            raise ProtocolError("bad_args", f"add_voice: cannot load the model: {exc}") from None
-        return voice.status()
+    def _add_voice(self, cmd, args) -> Deferred:
+        """Check the name, controls and model path at once; load the model (slow) on the
+        control worker, then add and start the voice."""
+        spec = dict(args)
+        if spec["name"] in self.voices.names():
+            raise ValueError(f"there is already a voice called {spec['name']!r}")
+        controls = {k: v for k, v in spec.items() if k not in ("name", "model")}
+        voice_fields, _ = split_controls(controls)
+        check_settings(replace(VoiceSettings(answer_on=self.cfg.answer_on), **voice_fields))
+        model = spec.get("model") or None
+        if model is not None:
+            allowed_model_path(model, self.cfg.model_dirs)
+
+        def work() -> dict:
+            try:
+                generator = load_voice_generator(model, self.cfg.device,
+                                                 limits=self._model_limits())
+            except (CheckpointError, OSError, RuntimeError) as exc:
+                raise ProtocolError("bad_args", f"add_voice: cannot load the model: {exc}"
+                                    ) from None
+            return self._add(spec, generator).status()
+        return Deferred(work, "add_voice")
 
     def _remove_voice(self, cmd, args) -> dict:
         voice = self.voices.remove(args["name"])
         voice.stop()
         return {"removed": voice.name, "voices": self.voices.names()}
 
-    def _load_model(self, cmd, args) -> dict:
+    def _load_model(self, cmd, args) -> Deferred:
+        """Check the voice and the path at once (only the model folders); read, check, build
+        and warm up the model on the control worker; swap it in at the next bar line."""
         voice = self.voices.get(args.get("voice"))
-        old = voice.generator
-        try:
-            generator = load_voice_generator(args["path"], self.cfg.device)
-        except (CheckpointError, OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ProtocolError("bad_args", f"load_model: cannot load {args['path']}: {exc}; "
-                                            f"voice {voice.name} keeps playing {old.path}"
-                                ) from None
-        voice.swap(generator)
-        return {"voice": voice.name, "model": str(generator.path), "family": generator.family,
-                "metrics": generator.metadata.get("metrics", {}),
-                "takes_effect": "now" if voice.mode == IDLE else "next bar",
-                "next_bar": self.clock.next_bar(time.monotonic() + voice.lookahead_s)}
+        path = allowed_model_path(args["path"], self.cfg.model_dirs)
 
-    def _list_models(self, cmd, args) -> dict:
-        folders = list(self.cfg.model_dirs)
-        for voice in self.voices.select(None):
-            folders.append(Path(voice.generator.path).parent)
-        return {"models": list_models(folders)}
+        def work() -> dict:
+            old = voice.generator
+            try:
+                generator = load_voice_generator(str(path), self.cfg.device,
+                                                 limits=self._model_limits())
+            except (CheckpointError, OSError, ValueError, KeyError, RuntimeError) as exc:
+                raise ProtocolError("bad_args", f"load_model: cannot load the model: {exc}; "
+                                                f"voice {voice.name} keeps playing {old.path}"
+                                    ) from None
+            voice.swap(generator)
+            return {"voice": voice.name, "model": str(generator.path),
+                    "family": generator.family,
+                    "metrics": generator.metadata.get("metrics", {}),
+                    "takes_effect": "now" if voice.mode == IDLE else "next bar",
+                    "next_bar": self.clock.next_bar(time.monotonic() + voice.lookahead_s)}
+        return Deferred(work, "load_model")
+
+    def _list_models(self, cmd, args) -> Deferred:
+        """The checkpoints in the model folders and the bundled ones (read on the worker:
+        headers of many files take a while)."""
+        folders, limits = list(self.cfg.model_dirs), self._model_limits()
+        return Deferred(lambda: {"models": list_models(folders, limits)}, "list_models")
 
     def _map_cc(self, cmd, args) -> dict:
         if args.get("voice") is not None:
@@ -534,9 +597,21 @@ class Riffd:
                          "step_ms_p50": first.get("step_ms_p50", 0.0),
                          "step_ms_p99": first.get("step_ms_p99", 0.0),
                          "requests": self.control.requests,
-                         "request_errors": self.control.errors},
+                         "request_errors": self.control.errors,
+                         "internal_errors": self.control.internal_errors},
             "uptime_s": time.monotonic() - self.started_at,
         }
+
+
+def _as_bad_args(cmd: str, fn):
+    """Run ``fn()``; an unknown voice (KeyError), a value the spec tables cannot check
+    (ValueError) or a refused model file becomes a ``bad_args`` reply that says why."""
+    try:
+        return fn()
+    except KeyError as exc:                     # an unknown voice
+        raise ProtocolError("bad_args", f"{cmd}: {exc.args[0] if exc.args else exc}") from None
+    except (ValueError, CheckpointError, FileRefused) as exc:
+        raise ProtocolError("bad_args", f"{cmd}: {exc}") from None
 
 
 def _note_dict(n: Note) -> dict:

@@ -7,13 +7,16 @@ bars). :func:`split_controls` separates the voice settings from the sampling set
 """
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from dataclasses import fields, replace
 from pathlib import Path
 
 from daemon.voice import Voice, VoiceSettings, check_settings
-from engine.checkpoint import CheckpointError, read_metadata
-from engine.loading import load_generator
+from engine.checkpoint import DEFAULT_LIMITS, CheckpointError, ModelLimits, read_metadata
+from engine.loading import BUNDLED_MODEL, WrongKindError, load_generator
+from engine.safe_files import FileRefused, check_regular, is_within
 from engine.melody_representation import Note
 from engine.sampling import SamplingSettings
 
@@ -41,11 +44,19 @@ def split_controls(controls: dict) -> tuple[dict, dict]:
 WARM_UP_PHRASE = [Note(60, 0.0, 0.5), Note(64, 0.5, 0.5), Note(67, 1.0, 1.0)]
 
 
-def load_voice_generator(model: str | None, device: str, sampling: dict | None = None):
+def load_voice_generator(model: str | None, device: str, sampling: dict | None = None,
+                         limits: ModelLimits = DEFAULT_LIMITS):
     """Load a checkpoint (None or "" = the bundled model) as a generator with ``sampling``,
     warmed up: the first prime and steps of a fresh model are slow (lazy allocations), and a
-    voice's first answer must not pay for them."""
-    generator = load_generator(model or None, device)
+    voice's first answer must not pay for them. ``limits`` bounds the file and the model; an
+    audio (spectral) model is refused with a message that says where it belongs."""
+    try:
+        generator = load_generator(model or None, device, limits, kind="midi")
+    except WrongKindError as exc:
+        raise CheckpointError(f"{exc.path} is an audio model ({exc.family}): it belongs to the "
+                              "audio voice, not to a MIDI voice; start riffd with "
+                              f"`riffd serve --audio-model {exc.path}` and play it with the "
+                              "audio_* commands (audio_start, audio_seed, ...)") from None
     if sampling:
         generator.settings = replace(generator.settings, **sampling)
     generator.prime(WARM_UP_PHRASE)
@@ -53,6 +64,30 @@ def load_voice_generator(model: str | None, device: str, sampling: dict | None =
         generator.next_step()
     generator.reset()
     return generator
+
+
+BUNDLED_MODELS_DIR = BUNDLED_MODEL.parent
+
+
+def model_folders(model_dirs: list[str | Path]) -> list[Path]:
+    """The folders model files may be read from: the configured ones, then the bundled one."""
+    return [Path(d) for d in model_dirs] + [BUNDLED_MODELS_DIR]
+
+
+def allowed_model_path(path: str, model_dirs: list[str | Path]) -> Path:
+    """``path`` when it lies inside a model folder (links and ``..`` resolved); raises
+    ValueError naming the allowed folders and how to add one otherwise. Opens nothing."""
+    if not path:
+        raise ValueError("give the path of a checkpoint (.safetensors)")
+    if "\x00" in path:
+        raise ValueError("a path cannot contain a NUL character")
+    folders = model_folders(model_dirs)
+    if not is_within(path, folders):
+        shown = ", ".join(str(f) for f in folders)
+        raise ValueError(f"{path} is outside the model folders ({shown}); copy the checkpoint "
+                         "into one of them, or add its folder with `riffd serve --model-dir "
+                         "FOLDER` (or model_dirs in the serve config)")
+    return Path(path)
 
 
 class VoiceSet:
@@ -118,26 +153,56 @@ def make_voice(spec: dict, scheduler, clock, device: str, on_event, lookahead_s:
                  lookahead_s=lookahead_s)
 
 
-def list_models(folders: list[str | Path]) -> list[dict]:
-    """The checkpoints (*.safetensors) under ``folders`` and the bundled one: path, name, family,
-    metrics. Unreadable files are listed with their ``error``."""
-    from engine.loading import BUNDLED_MODEL
-    paths = [BUNDLED_MODEL]
-    for folder in folders:
-        folder = Path(folder)
-        if folder.is_dir():
-            paths += sorted(folder.rglob("*.safetensors"))
+MAX_LISTED_FILES = 1000       # list_models stops after this many files
+
+
+def list_models(folders: list[str | Path], limits: ModelLimits = DEFAULT_LIMITS) -> list[dict]:
+    """The checkpoints (*.safetensors) under ``folders`` and the bundled ones: path, name,
+    family, metrics. Files that are not regular files (FIFOs, devices...) or lie outside the
+    folders through a link are skipped without being opened and listed with their ``error``;
+    so are unreadable files."""
+    folders = [Path(f) for f in folders]
+    if BUNDLED_MODELS_DIR not in folders:
+        folders.append(BUNDLED_MODELS_DIR)
     out, seen = [], set()
-    for path in paths:
-        resolved = path.resolve()
-        if resolved in seen:
+    for path in _model_files(folders):
+        real = os.path.realpath(path)
+        if real in seen:
             continue
-        seen.add(resolved)
+        seen.add(real)
+        if len(out) >= MAX_LISTED_FILES:
+            out.append({"path": str(path), "error": f"not listed: more than {MAX_LISTED_FILES} "
+                                                    "files in the model folders"})
+            break
+        if not is_within(path, folders):
+            out.append({"path": str(path), "error": "skipped: it links outside the model "
+                                                    "folders"})
+            continue
         try:
-            meta = read_metadata(path)
+            check_regular(path, limits.max_bytes, limits.bytes_hint)
+            meta = read_metadata(path, limits)
+        except FileRefused as exc:
+            out.append({"path": str(path), "error": f"skipped: {exc}"})
+            continue
         except (CheckpointError, OSError, ValueError) as exc:
             out.append({"path": str(path), "error": str(exc)})
             continue
         out.append({"path": str(path), "name": meta.get("name", path.stem),
                     "family": meta.get("family"), "metrics": meta.get("metrics", {})})
     return out
+
+
+def _model_files(folders: list[Path]):
+    """Paths of *.safetensors entries under ``folders`` (links to folders are not followed;
+    nothing is opened)."""
+    for folder in folders:
+        try:
+            if not stat.S_ISDIR(os.stat(folder).st_mode):
+                continue
+        except (OSError, ValueError):
+            continue
+        for root, dirs, files in os.walk(folder):
+            dirs.sort()
+            for name in sorted(files):
+                if name.endswith(".safetensors"):
+                    yield Path(root) / name
