@@ -9,17 +9,79 @@ A corpus spec is one of:
 from __future__ import annotations
 
 import glob
+import json
 import logging
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 log = logging.getLogger(__name__)
 
 SCORE_SUFFIXES = {".mid", ".midi", ".xml", ".musicxml", ".mxl", ".krn", ".abc"}
 
 
+REPORT_NAME = "corpus_report.json"      # written beside the checkpoints
+LOGGED_ENTRIES = 20                       # the log names this many; the report names all
+
+
 class CorpusError(ValueError):
     """A corpus spec names nothing usable."""
+
+
+@dataclass
+class CorpusReport:
+    """What became of every file of a corpus: ``skipped`` files could not be read at all;
+    ``dropped`` pieces were read but not used (chords in a melody, off-grid durations, too
+    short…). Each entry names the file (and piece) and the reason."""
+
+    files: int = 0
+    songs: int = 0
+    skipped: list[dict] = field(default_factory=list)    # {"file", "reason"}
+    dropped: list[dict] = field(default_factory=list)    # {"file", "piece", "reason"}
+
+    def skip(self, path: Path | str, reason: str) -> None:
+        self.skipped.append({"file": str(path), "reason": reason})
+
+    def drop(self, path: Path | str, piece: str, reason: str) -> None:
+        self.dropped.append({"file": str(path), "piece": piece, "reason": reason})
+
+    def drop_counts(self) -> dict[str, int]:
+        """Dropped pieces by reason."""
+        return dict(Counter(d["reason"] for d in self.dropped))
+
+    def to_dict(self) -> dict:
+        return {"files": self.files, "songs": self.songs,
+                "skipped_files": len(self.skipped), "dropped_pieces": len(self.dropped),
+                "dropped_by_reason": self.drop_counts(),
+                "skipped": self.skipped, "dropped": self.dropped}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CorpusReport":
+        return cls(data["files"], data["songs"], list(data["skipped"]), list(data["dropped"]))
+
+    def log_summary(self, logger: logging.Logger, where: Path | None = None) -> None:
+        """One line of totals, then the skipped and dropped files with their reasons."""
+        logger.info("corpus: %d files, %d songs used; %d files skipped, %d pieces dropped%s",
+                    self.files, self.songs, len(self.skipped), len(self.dropped),
+                    f" (all named in {where})" if where else "")
+        entries = ([f"skipped {e['file']}: {e['reason']}" for e in self.skipped]
+                   + [f"dropped {e['piece'] or e['file']} ({e['file']}): {e['reason']}"
+                      for e in self.dropped])
+        for line in entries[:LOGGED_ENTRIES]:
+            logger.warning("  %s", line)
+        if len(entries) > LOGGED_ENTRIES:
+            logger.warning("  … and %d more%s", len(entries) - LOGGED_ENTRIES,
+                           f" in {where}" if where else "")
+
+    def write(self, folder: Path | str) -> Path:
+        """Write ``corpus_report.json`` into ``folder`` (created); returns its path."""
+        path = Path(folder) / REPORT_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        tmp.replace(path)
+        return path
 
 
 def _music21_paths(prefix: str) -> list[Path]:
@@ -55,25 +117,49 @@ def resolve_corpus(specs: list[str]) -> list[Path]:
 MIDI_SUFFIXES = {".mid", ".midi"}
 
 
-def iter_scores(path: Path, melody_only: bool = False) -> Iterator[tuple[str, object]]:
+def publish_report(report: CorpusReport, output_dir: Path | str, is_main: bool,
+                   logger: logging.Logger) -> dict:
+    """Write the report beside the checkpoints (the main process only) and log its summary;
+    returns the entries for the checkpoint's training summary."""
+    where = Path(output_dir) / REPORT_NAME
+    if is_main:
+        report.write(output_dir)
+        report.log_summary(logger, where)
+    return {"corpus_report": REPORT_NAME, "skipped_files": [e["file"] for e in report.skipped]}
+
+
+def iter_scores(path: Path, melody_only: bool = False,
+                on_skip: Callable[[Path, str], None] | None = None
+                ) -> Iterator[tuple[str, object]]:
     """Yield (name, music21 Score) for every piece in a file (ABC files hold many).
 
     With ``melody_only`` a MIDI file gives only its melody track, picked by
-    ``training.melody_extraction``. A file that cannot be read is logged and skipped.
+    ``training.melody_extraction``. A file that cannot be read is logged and skipped:
+    ``on_skip(path, reason)`` hears of it (e.g. :meth:`CorpusReport.skip`).
     """
     from music21 import converter, stream
+
+    def skip(reason: str) -> None:
+        log.warning("skipping %s: %s", path, reason)
+        if on_skip is not None:
+            on_skip(path, reason)
+
     if melody_only and path.suffix.lower() in MIDI_SUFFIXES:
         from training.melody_extraction import melody_score
         try:
-            yield f"{path.name}#melody", melody_score(path)
+            score = melody_score(path)
         except ValueError as exc:
-            log.warning("skipping %s: %s", path, exc)
+            skip(str(exc))
+            return
+        yield f"{path.name}#melody", score
         return
     try:
         parsed = converter.parse(str(path))
     except Exception as exc:  # music21 raises many unrelated types on bad input
-        log.warning("skipping %s: cannot be read (%s)", path, exc)
+        skip(f"cannot be read ({type(exc).__name__}: {exc})")
         return
     scores = parsed.scores if isinstance(parsed, stream.Opus) else [parsed]
+    if not scores:
+        skip("holds no score")
     for i, score in enumerate(scores):
         yield f"{path.name}#{i}", score

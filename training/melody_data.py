@@ -6,10 +6,11 @@ recipe's acceptable list, are dropped and counted.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.key_finding import Key
 from engine.melody_representation import Note, OffGrid, encode_notes
+from training.corpus import CorpusReport
 from training.melody_config import MelodyDataConfig as DataConfig
 from training.song_cache import encode_songs, split_by_song
 
@@ -24,6 +25,7 @@ class MelodyCorpus:
     val: list[list[str]]
     dropped: dict[str, int]
     files: int
+    report: CorpusReport = field(default_factory=CorpusReport)
 
 
 def score_to_tokens(score, acceptable: set[float], transpose: bool) -> tuple[list[str] | None, str]:
@@ -53,8 +55,8 @@ def score_to_tokens(score, acceptable: set[float], transpose: bool) -> tuple[lis
         return None, "off grid"
 
 
-def encode_corpus(cfg: DataConfig) -> tuple[list[list[str]], dict[str, int], int]:
-    """Encode every song of the corpus (cached); returns songs, drop counts, file count."""
+def encode_corpus(cfg: DataConfig) -> tuple[list[list[str]], CorpusReport]:
+    """Encode every song of the corpus (cached); returns songs and the corpus report."""
     acceptable = set(cfg.acceptable_durations)
     return encode_songs(f"melody-v{CACHE_VERSION}", cfg.corpus,
                         [cfg.max_songs, cfg.acceptable_durations, cfg.transpose],
@@ -64,6 +66,8 @@ def encode_corpus(cfg: DataConfig) -> tuple[list[list[str]], dict[str, int], int
 
 def load_melody_corpus(cfg: DataConfig, seed: int) -> MelodyCorpus:
     """Encode the corpus and split it by song with a seeded shuffle."""
-    songs, dropped, files = encode_corpus(cfg)
+    songs, report = encode_corpus(cfg)
+    dropped = report.drop_counts()
     train, val = split_by_song(songs, cfg.val_fraction, seed, cfg.corpus, dropped)
-    return MelodyCorpus(train=train, val=val, dropped=dropped, files=files)
+    return MelodyCorpus(train=train, val=val, dropped=dropped, files=report.files,
+                        report=report)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from engine.melody_representation import Note
 from engine.pianoroll import PitchRange, notes_to_roll, transpose_to_reference
 from training.chorales import ChoraleSettings, load_chorales, split_pieces
-from training.corpus import iter_scores, resolve_corpus
+from training.corpus import CorpusReport, iter_scores, resolve_corpus
 from training.multilabel_config import MultilabelDataConfig
 from training.notewise_data import score_notes
 
@@ -30,32 +30,39 @@ class RollCorpus:
     train: list[np.ndarray]
     val: list[np.ndarray]
     pitch_range: PitchRange
+    report: CorpusReport = field(default_factory=CorpusReport)
 
 
-def _corpus_notes(cfg: MultilabelDataConfig) -> list[list[Note]]:
+def _corpus_notes(cfg: MultilabelDataConfig, report: CorpusReport) -> list[list[Note]]:
     pieces: list[list[Note]] = []
-    for path in resolve_corpus(cfg.corpus):
-        for _, score in iter_scores(path):
+    paths = resolve_corpus(cfg.corpus)
+    report.files = len(paths)
+    for path in paths:
+        for name, score in iter_scores(path, on_skip=report.skip):
             if cfg.max_songs and len(pieces) >= cfg.max_songs:
                 return pieces
             notes = score_notes(score)
             if notes:
                 pieces.append(transpose_to_reference(notes)[0] if cfg.transpose else notes)
+            else:
+                report.drop(path, name, "empty")
     return pieces
 
 
 def load_roll_corpus(cfg: MultilabelDataConfig, seed: int) -> RollCorpus:
     """Read the pieces and cut them into rolls; split by piece with a seeded shuffle."""
     pitch_range = PitchRange(cfg.low, cfg.high, cfg.fold)
+    report = CorpusReport()
     if cfg.corpus == ["chorales"]:
         pieces = load_chorales(ChoraleSettings(cfg.max_songs, cfg.transpose, cfg.cache_dir))
         train, val = split_pieces(pieces, cfg.val_fraction, seed)
         train_notes, val_notes = [p.notes for p in train], [p.notes for p in val]
+        report.files = len(pieces)          # one file per chorale in music21's corpus
     else:
         if "chorales" in cfg.corpus:
             raise ValueError('"chorales" cannot be mixed with other corpus entries; '
                              'use corpus = ["chorales"] alone')
-        notes = _corpus_notes(cfg)
+        notes = _corpus_notes(cfg, report)
         if len(notes) < 2:
             raise ValueError(f"the corpus {cfg.corpus} gave {len(notes)} pieces with notes; "
                              "at least 2 are needed")
@@ -68,4 +75,5 @@ def load_roll_corpus(cfg: MultilabelDataConfig, seed: int) -> RollCorpus:
     def rolls(pieces: list[list[Note]]) -> list[np.ndarray]:
         return [notes_to_roll(n, pitch_range, restrike_gap=cfg.restrike_gap) for n in pieces]
 
-    return RollCorpus(rolls(train_notes), rolls(val_notes), pitch_range)
+    report.songs = len(train_notes) + len(val_notes)
+    return RollCorpus(rolls(train_notes), rolls(val_notes), pitch_range, report)

@@ -7,11 +7,12 @@ MIDI files give their melody track only (``melody_only``, see training.melody_ex
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.key_finding import estimate_key
 from engine.melody_representation import Note
 from engine.notewise_representation import Event, check_variant, encode_events, transpose_event
+from training.corpus import CorpusReport
 from training.notewise_config import NotewiseDataConfig
 from training.song_cache import encode_songs, split_by_song
 
@@ -27,6 +28,7 @@ class NotewiseCorpus:
     val: list[list[Event]]
     dropped: dict[str, int]
     files: int
+    report: CorpusReport = field(default_factory=CorpusReport)
 
 
 def score_notes(score) -> list[Note]:
@@ -55,19 +57,21 @@ def score_to_events(score, variant: str, transpose: bool) -> tuple[list[Event] |
     return events, ""
 
 
-def encode_corpus(cfg: NotewiseDataConfig) -> tuple[list[list[Event]], dict[str, int], int]:
-    """Encode every song of the corpus (cached); returns songs, drop counts, file count."""
+def encode_corpus(cfg: NotewiseDataConfig) -> tuple[list[list[Event]], CorpusReport]:
+    """Encode every song of the corpus (cached); returns songs and the corpus report."""
     check_variant(cfg.variant)
-    songs, dropped, files = encode_songs(
+    songs, report = encode_songs(
         f"notewise-v{CACHE_VERSION}", cfg.corpus,
         [cfg.max_songs, cfg.variant, cfg.transpose, cfg.melody_only],
         lambda score: score_to_events(score, cfg.variant, cfg.transpose),
         cfg.cache_dir, cfg.max_songs, melody_only=cfg.melody_only)
-    return [[tuple(e) for e in song] for song in songs], dropped, files
+    return [[tuple(e) for e in song] for song in songs], report
 
 
 def load_notewise_corpus(cfg: NotewiseDataConfig, seed: int) -> NotewiseCorpus:
     """Encode the corpus and split it by song with a seeded shuffle."""
-    songs, dropped, files = encode_corpus(cfg)
+    songs, report = encode_corpus(cfg)
+    dropped = report.drop_counts()
     train, val = split_by_song(songs, cfg.val_fraction, seed, cfg.corpus, dropped)
-    return NotewiseCorpus(train=train, val=val, dropped=dropped, files=files)
+    return NotewiseCorpus(train=train, val=val, dropped=dropped, files=report.files,
+                          report=report)

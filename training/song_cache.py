@@ -10,13 +10,12 @@ import hashlib
 import json
 import logging
 import random
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
-from training.corpus import iter_scores, resolve_corpus
+from training.corpus import CorpusReport, iter_scores, resolve_corpus
 
 log = logging.getLogger(__name__)
 
@@ -36,42 +35,46 @@ def cache_key(kind: str, paths: Sequence[Path], settings: list) -> str:
 
 def encode_songs(kind: str, corpus: list[str], settings: list, encode: EncodeScore,
                  cache_dir: str, max_songs: int = 0,
-                 melody_only: bool = True) -> tuple[list, dict[str, int], int]:
+                 melody_only: bool = True) -> tuple[list, CorpusReport]:
     """Encode every score of a corpus (``max_songs`` > 0 stops early), cached as JSON.
 
     ``kind`` names the encoding and its version (e.g. ``"melody-v2"``); ``settings`` are the
-    recipe values the encoding depends on. Returns (songs, drop counts by reason, files).
+    recipe values the encoding depends on. Returns (songs, report): the report names every
+    file skipped and every piece dropped, with the reason (cached with the songs).
     """
     paths = resolve_corpus(corpus)
     cache = Path(cache_dir) / f"{kind.split('-v')[0]}-{cache_key(kind, paths, settings)}.json"
     if cache.exists():
         stored = json.loads(cache.read_text())
-        log.info("using cached encoding %s (%d songs)", cache, len(stored["songs"]))
-        return stored["songs"], stored["dropped"], len(paths)
+        if "report" in stored:                   # older caches lack it: encode afresh
+            log.info("using cached encoding %s (%d songs)", cache, len(stored["songs"]))
+            return stored["songs"], CorpusReport.from_dict(stored["report"])
     songs: list = []
-    dropped: Counter[str] = Counter()
+    report = CorpusReport(files=len(paths))
     with tqdm(total=len(paths), desc="parsing corpus", unit="file") as bar:
         for path in paths:
-            for _, score in iter_scores(path, melody_only=melody_only):
+            for name, score in iter_scores(path, melody_only=melody_only, on_skip=report.skip):
                 if max_songs and len(songs) >= max_songs:
                     break
                 song, reason = encode(score)
                 if song is None:
-                    dropped[reason] += 1
+                    report.drop(path, name, reason)
                 else:
                     songs.append(song)
-                bar.set_postfix(songs=len(songs), dropped=sum(dropped.values()))
+                bar.set_postfix(songs=len(songs), dropped=len(report.dropped))
             bar.update(1)
             if max_songs and len(songs) >= max_songs:
                 break
-    log.info("encoded %d songs from %d files; dropped %s", len(songs), len(paths), dict(dropped))
+    report.songs = len(songs)
+    log.info("encoded %d songs from %d files; skipped %d files; dropped %s", len(songs),
+             len(paths), len(report.skipped), report.drop_counts())
     cache.parent.mkdir(parents=True, exist_ok=True)
     # a name of its own per writer, so that two processes encoding at once do not collide
     tmp = cache.with_suffix(f".{random.getrandbits(32):08x}.tmp")
-    tmp.write_text(json.dumps({"songs": songs, "dropped": dict(dropped)}))
+    tmp.write_text(json.dumps({"songs": songs, "report": report.to_dict()}))
     tmp.replace(cache)
     # what a later run reads back from the cache, so that both runs see the same types
-    return json.loads(json.dumps(songs)), dict(dropped), len(paths)
+    return json.loads(json.dumps(songs)), report
 
 
 def split_by_song(songs: list, val_fraction: float, seed: int, corpus: list[str],

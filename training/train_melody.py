@@ -19,6 +19,7 @@ from engine.devices import resolve_device
 from engine.melody_lstm import FAMILY, MelodyLSTM, MelodyLSTMConfig
 from engine.melody_representation import DELIMITER, STEP_BEATS, Vocabulary
 from training import distributed
+from training.corpus import publish_report
 from training.loop import LoopTask, fit, windows
 from training.melody_data import load_melody_corpus
 from training.recipe import Recipe
@@ -65,6 +66,7 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
     device = distributed.local_device(resolve_device(tc.device), ctx)
 
     corpus = load_melody_corpus(cfg, tc.seed)
+    reported = publish_report(corpus.report, tc.output_dir, ctx.is_main, log)
     vocab = Vocabulary.from_songs(corpus.train + corpus.val)
     train_data = windows(to_stream(corpus.train, vocab), tc.sequence_length, tc.stride)
     val_data = windows(to_stream(corpus.val, vocab), tc.sequence_length, tc.sequence_length)
@@ -93,7 +95,7 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
                                      else "none"},
                   "recipe": recipe.to_dict()},
         summary={"train_songs": len(corpus.train), "val_songs": len(corpus.val),
-                 "dropped_songs": corpus.dropped},
+                 "dropped_songs": corpus.dropped, **reported},
         check_resume=check_resume)
     try:
         return fit(task, tc, device, ctx, resume=resume)

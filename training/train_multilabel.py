@@ -25,6 +25,7 @@ from engine.melody_representation import STEP_BEATS
 from engine.multilabel_generator import MODES
 from engine.multilabel_lstm import FAMILY, MultilabelLSTM, MultilabelLSTMConfig
 from training import distributed
+from training.corpus import publish_report
 from training.loop import LoopTask, fit, windows
 from training.multilabel_data import load_roll_corpus
 from training.recipe import Recipe
@@ -79,6 +80,7 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
     device = distributed.local_device(resolve_device(tc.device), ctx)
 
     corpus = load_roll_corpus(cfg, tc.seed)
+    reported = publish_report(corpus.report, tc.output_dir, ctx.is_main, log)
     train_data = windows(to_stream(corpus.train), tc.sequence_length, tc.stride)
     val_data = windows(to_stream(corpus.val), tc.sequence_length, tc.sequence_length)
     log.info("%d training pieces (%d windows), %d held-out pieces; %d pitches",
@@ -109,7 +111,7 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
                   "inference": {"mode": tc.inference_mode, "threshold": tc.threshold},
                   "recipe": recipe.to_dict()},
         summary={"train_pieces": len(corpus.train), "val_pieces": len(corpus.val),
-                 "train_windows": len(train_data)},
+                 "train_windows": len(train_data), **reported},
         check_resume=check_resume)
     try:
         return fit(task, tc, device, ctx, resume=resume)

@@ -21,6 +21,7 @@ from engine.notewise_lstm import FAMILY, NotewiseLSTM, NotewiseLSTMConfig
 from engine.notewise_representation import DELIMITER, DURATIONS, Event, NotewiseVocabulary
 from engine.melody_representation import STEP_BEATS
 from training import distributed
+from training.corpus import publish_report
 from training.loop import LoopTask, fit, windows
 from training.notewise_data import load_notewise_corpus
 from training.recipe import Recipe, RecipeError
@@ -80,6 +81,7 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
     device = distributed.local_device(resolve_device(tc.device), ctx)
 
     corpus = load_notewise_corpus(cfg, tc.seed)
+    reported = publish_report(corpus.report, tc.output_dir, ctx.is_main, log)
     vocab = NotewiseVocabulary.from_songs(corpus.train + corpus.val, cfg.variant)
     train_data = windows(to_stream(corpus.train, vocab), tc.sequence_length, tc.stride)
     val_data = windows(to_stream(corpus.val, vocab), tc.sequence_length, tc.sequence_length)
@@ -112,7 +114,8 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
                                      else "none"},
                   "recipe": recipe.to_dict()},
         summary={"train_songs": len(corpus.train), "val_songs": len(corpus.val),
-                 "dropped_songs": corpus.dropped, "train_windows": len(train_data)},
+                 "dropped_songs": corpus.dropped, "train_windows": len(train_data),
+                 **reported},
         check_resume=check_resume)
     try:
         return fit(task, tc, device, ctx, resume=resume)

@@ -1,0 +1,75 @@
+"""Files a training run skips or drops are named, with the reason, in its log and in
+``corpus_report.json`` beside the checkpoint: a real (tiny) melody training on a folder with
+two good MIDI files, a corrupt one and an ABC tune with chords."""
+from __future__ import annotations
+
+import json
+import logging
+
+import mido
+import pytest
+
+from engine.checkpoint import read_metadata
+from training.recipe import load_recipe
+from training.train_melody import train
+
+TPB = 480
+CHORDY_ABC = "X:1\nT:Chordy\nM:4/4\nL:1/4\nK:C\n[CEG] D E F | G2 A2 | [FAc]4 |]\n"
+
+
+def melody_midi(path, pitches):
+    """A one-track MIDI file of eighth notes."""
+    midi = mido.MidiFile(ticks_per_beat=TPB)
+    track = mido.MidiTrack([mido.MetaMessage("track_name", name="lead")])
+    for p in pitches:
+        track.append(mido.Message("note_on", note=p, velocity=80, time=0))
+        track.append(mido.Message("note_off", note=p, time=TPB // 2))
+    midi.tracks.append(track)
+    midi.save(path)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    melody_midi(songs / "good1.mid", [60, 62, 64, 65, 67, 69, 71, 72] * 4)
+    melody_midi(songs / "good2.mid", [67, 65, 64, 62, 60, 62, 64, 67] * 4)
+    (songs / "corrupt.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage, not a MIDI file")
+    (songs / "chordy.abc").write_text(CHORDY_ABC)
+    return songs
+
+
+def run(folder, tmp_path, name):
+    recipe = load_recipe("configs/melody_erk.toml", [
+        f'data.corpus=["{folder}"]', "data.transpose=false", f'data.cache_dir="{tmp_path}/cache"',
+        "model.hidden_size=16", "model.embed_dim=8", "train.epochs=1", "train.batch_size=4",
+        "train.sequence_length=16", "train.stride=8", "train.threads=1",
+        f'train.output_dir="{tmp_path / name}"'])
+    return train(recipe)
+
+
+def test_skipped_and_dropped_files_are_named_in_the_log_and_a_json_report(folder, tmp_path,
+                                                                           caplog):
+    caplog.set_level(logging.INFO)
+    best = run(folder, tmp_path, "run")
+    report = json.loads((tmp_path / "run" / "corpus_report.json").read_text())
+    assert report["files"] == 4 and report["songs"] == 2
+    assert [e["file"] for e in report["skipped"]] == [str(folder / "corrupt.mid")]
+    assert "cannot be read as a MIDI file" in report["skipped"][0]["reason"]
+    assert [(e["file"], e["reason"]) for e in report["dropped"]] == [
+        (str(folder / "chordy.abc"), "chords")]
+    assert report["dropped_by_reason"] == {"chords": 1}
+    log = caplog.text
+    assert "corpus: 4 files, 2 songs used; 1 files skipped, 1 pieces dropped" in log
+    assert f"skipped {folder / 'corrupt.mid'}" in log and "chordy.abc" in log
+    summary = read_metadata(best)["training"]
+    assert summary["corpus_report"] == "corpus_report.json"
+    assert summary["skipped_files"] == [str(folder / "corrupt.mid")]
+    assert summary["dropped_songs"] == {"chords": 1}
+
+    # a second run reads the encoding from the cache: the report still names the files
+    caplog.clear()
+    run(folder, tmp_path, "again")
+    again = json.loads((tmp_path / "again" / "corpus_report.json").read_text())
+    assert "using cached encoding" in caplog.text
+    assert again == report
