@@ -361,7 +361,7 @@ def counters(status: dict) -> dict:
 
     return {"notes_sent": first("notes_sent"), "late_notes": first("notes_late", "late_notes"),
             "events_dropped": first("events_dropped"), "xruns": first("xruns"),
-            "sounding": first("sounding")}
+            "sounding": first("sounding"), "realtime": status.get("realtime")}
 
 
 def delta(after, before):

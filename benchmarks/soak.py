@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                          "xruns": delta(end["xruns"], start["xruns"]),
                          "events_dropped": delta(end["events_dropped"], start["events_dropped"]),
                          "xruns_at_receiver": watch.count - start["rx_xruns"],
-                         "sounding_at_end": end["sounding"]}
+                         "sounding_at_end": end["sounding"], "realtime_status": end["realtime"]}
                 final["lost_note_offs"] = final["note_offs_sent"] - final["note_offs_received"]
             finally:
                 events.close()

@@ -141,7 +141,7 @@ def run_once(realtime: bool, burn: int, burner: str, seconds: float, rate: int, 
                   "late_notes": delta(after["late_notes"], before["late_notes"]),
                   "events_dropped": delta(after["events_dropped"], before["events_dropped"]),
                   "xruns": delta(after["xruns"], before["xruns"]),
-                  "sounding_at_end": after["sounding"]})
+                  "sounding_at_end": after["sounding"], "realtime_status": after["realtime"]})
     bare_report = note_report([(at, BASELINE_CHANNEL, p) for at, p in intended], ons(base),
                               len(intended), bare_offs, sum(map(is_on, base)),
                               sum(not is_on(m) for m in base), [m.message for m in base])
