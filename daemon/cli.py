@@ -115,7 +115,7 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="riffd: %(message)s")
     from daemon.midi_ports import MidiPortError
     from daemon.serve_config import ServeConfigError, load_serve_config
-    from daemon.service import Riffd
+    from daemon.service import Riffd, StartupInterrupted
     from engine.checkpoint import CheckpointError
     try:
         cfg = load_serve_config(args.config)
@@ -128,6 +128,9 @@ def serve(args: argparse.Namespace) -> int:
     try:
         _check_endpoints(cfg)   # before models and ports: a refused endpoint fails at once
         return Riffd(cfg).run()
+    except StartupInterrupted:
+        logging.getLogger("riffd").info("riffd stopped during start-up (signal)")
+        return 0
     except (MidiPortError, CheckpointError, ValueError, OSError) as exc:
         print(f"riffd serve: {exc}", file=sys.stderr)
         return 1

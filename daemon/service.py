@@ -59,6 +59,11 @@ BAR_END_EARLY_S = 0.04            # a bar-ended phrase is closed this early, so 
                                   # can start on the bar line itself
 
 
+class StartupInterrupted(BaseException):
+    """SIGINT or SIGTERM arrived before the daemon had started; ``riffd serve`` exits 0.
+    A BaseException, so that no ``except Exception`` on the way swallows it."""
+
+
 class Riffd:
     """One daemon process. Build it with a config, then call ``run()``."""
 
@@ -103,16 +108,14 @@ class Riffd:
         # scheduler threads hand events over on time while a voice runs its model
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         torch.backends.mkldnn.enabled = False   # oneDNN slows batch-1 steps on the CPU
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self.request_shutdown)
-            signal.signal(signal.SIGTERM, self.request_shutdown)
+        on_main = threading.current_thread() is threading.main_thread()
+        if on_main:   # until start-up is done a signal interrupts it, model loading included
+            signal.signal(signal.SIGINT, self._interrupt_start_up)
+            signal.signal(signal.SIGTERM, self._interrupt_start_up)
         with ExitStack() as stack:
             specs = self._voice_specs()
             # models first: a bad checkpoint is reported before any port is opened
             generators = self._load_start_models(specs)
-            if generators is None:
-                log.info("riffd stopped during start-up, while loading its models")
-                return 0
             self.ports = open_midi_ports(cfg.midi_api, cfg.client_name)
             stack.callback(self.ports.close)
             if cfg.monitor:
@@ -152,6 +155,9 @@ class Riffd:
                      self.ports.out_port_name, self.ports.in_port_name, self.ports.api,
                      cfg.clock_source, self.clock.tempo, self.control.router_address,
                      self.control.pub_address)
+            if on_main:   # started: from now on a signal asks for a clean stop
+                signal.signal(signal.SIGINT, self.request_shutdown)
+                signal.signal(signal.SIGTERM, self.request_shutdown)
             # everything loaded so far lives as long as the daemon: keep it out of the garbage
             # collector's full passes, which hold the GIL (and so every role's thread) for
             # tens of milliseconds over a heap with torch in it
@@ -167,32 +173,23 @@ class Riffd:
         log.info("riffd stopped cleanly")
         return 0
 
-    def _load_start_models(self, specs: list[dict]) -> list | None:
-        """The voices' generators, loaded on a worker thread while this (main) thread waits for
-        them or for SIGINT/SIGTERM/shutdown: a signal ends start-up within ~0.05 s even in the
-        middle of a load. Returns None when asked to stop; re-raises a loading error."""
-        done: dict = {}
+    def _interrupt_start_up(self, *_args) -> None:
+        """SIGINT/SIGTERM during start-up: stop at once, even in the middle of loading a model
+        (the ExitStack closes what was opened). A second signal while unwinding is ignored."""
+        if not self._shutdown.is_set():
+            self._shutdown.set()
+            raise StartupInterrupted()
 
-        def load() -> None:
-            try:
-                generators = []
-                for spec in specs:
-                    log.info("loading model %s for voice %s", spec.get("model") or "(bundled)",
-                             spec.get("name"))
-                    generators.append(load_voice_generator(spec.get("model"), self.cfg.device,
-                                                           limits=self._model_limits()))
-                done["generators"] = generators
-            except BaseException as exc:   # handed to the main thread
-                done["error"] = exc
-
-        loader = threading.Thread(target=load, name="riffd-start-load", daemon=True)
-        loader.start()
-        while loader.is_alive():
-            if self._shutdown.wait(0.05):
-                return None     # the loader is a daemon thread: it cannot hold up the exit
-        if "error" in done:
-            raise done["error"]
-        return done["generators"]
+    def _load_start_models(self, specs: list[dict]) -> list:
+        """The voices' generators (their checkpoints checked against --max-model-mb and
+        --max-model-params); a bad one raises before any port is opened."""
+        generators = []
+        for spec in specs:
+            log.info("loading model %s for voice %s", spec.get("model") or "(bundled)",
+                     spec.get("name"))
+            generators.append(load_voice_generator(spec.get("model"), self.cfg.device,
+                                                   limits=self._model_limits()))
+        return generators
 
     def _model_limits(self) -> ModelLimits:
         """How large a checkpoint this daemon loads (serve options --max-model-mb and
