@@ -137,3 +137,45 @@ class MidiPeer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m daemon.midi_peer --name NAME --listen riffd:out``: a peer in its own process
+    that prints every received message as a JSON line ``{"message": [...], "frame": F,
+    "seconds": S}`` (for tests that must not share a Python interpreter with riffd)."""
+    import argparse
+    import json
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m daemon.midi_peer", description=main.__doc__)
+    parser.add_argument("--name", default="riffd-peer", help="JACK client name of the peer")
+    parser.add_argument("--listen", default=None,
+                        help="output port to connect to the peer's input, e.g. riffd:out")
+    args = parser.parse_args(argv)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    lock = threading.Lock()
+
+    def emit(message: list, frame: int, _time_s: float) -> None:
+        line = json.dumps({"message": message, "frame": frame})
+        with lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    ports = _PeerPorts(emit)
+    ports.open(args.name, out_name="out", in_name="in")
+    try:
+        if args.listen:
+            ports._client.connect(args.listen, ports.in_port_name)
+        sys.stdout.write(json.dumps({"ready": ports.in_port_name}) + "\n")
+        sys.stdout.flush()
+        done.wait()
+    finally:
+        ports.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

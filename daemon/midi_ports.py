@@ -11,9 +11,16 @@ Times are ``time.monotonic()`` seconds throughout. ``send(msg, at=t)`` asks the 
 Backends:
 
 - :class:`JackMidiPorts`: one JACK client with ports ``<client>:out`` and ``<client>:in``. Output
-  events are written at the frame offset inside the process cycle that matches their ``at``.
+  events are written at the frame offset inside the process cycle that matches their ``at``;
+  an event whose cycle was missed (an xrun) goes out at the start of the next cycle that runs,
+  counted late, never dropped.
 - :class:`RtMidiPorts`: python-rtmidi virtual ports for ALSA (Linux desktops), CoreMIDI (macOS);
   Windows has no virtual ports.
+
+Counters (read from any thread): ``late_events`` (written after their time, by more than
+LATE_S), ``dropped`` (events that could not be delivered at all: too large for the port buffer,
+or queued when the ports were closed or re-opened after the server went away), ``xruns`` (JACK
+xruns this client saw), ``missed_cycles`` (process cycles JACK did not run this client for).
 """
 
 from __future__ import annotations
@@ -37,6 +44,24 @@ InputCallback = Callable[[list, float], None]
 FRAME_CLOCK_WINDOW = 32
 
 API_NAMES = ("auto", "alsa", "jack", "coremidi", "windows")
+LATE_S = 0.001                # an event written more than this after its time counts late
+# A Python JACK client's process callback needs the GIL within a fraction of a period (5.3 ms
+# at 48 kHz / 256): with Python's default 5 ms switch interval a busy thread makes it miss
+# cycles (measured here on a realtime server: 69 xruns in 1.5 s; 0 at 0.5 ms).
+SWITCH_INTERVAL_S = 0.0005
+STEADY_CALLS = 2              # after skipped cycles, output waits for this many calls in step
+RESYNC_CALLS = 8              # ... but holds it for at most this many calls (43 ms at 256/48k)
+CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF = 120, 123
+
+
+def reset_messages(channels=range(1, 17)) -> list[list[int]]:
+    """All Notes Off (CC 123) and All Sound Off (CC 120) on each channel (1..16): what a
+    receiver needs to end notes that a crashed or vanished riffd left sounding."""
+    messages = []
+    for channel in channels:
+        messages.append([0xB0 | (channel - 1), CC_ALL_NOTES_OFF, 0])
+        messages.append([0xB0 | (channel - 1), CC_ALL_SOUND_OFF, 0])
+    return messages
 
 
 class MidiPortError(RuntimeError):
@@ -68,13 +93,27 @@ class MidiPorts:
     #: Constant output latency in seconds that the backend adds to every timed message.
     latency_s = 0.0
 
-    def __init__(self) -> None:
+    def __init__(self, realtime=None) -> None:
         self.client_name: str | None = None
         self.out_port_name: str | None = None
         self.in_port_name: str | None = None
+        self._names: tuple[str, str, str] | None = None
         self._callback: InputCallback | None = None
         self._is_open = False
         self._lock = threading.Lock()
+        #: a :class:`daemon.realtime.RealtimeState`: the input dispatcher asks it for SCHED_FIFO
+        self.realtime = realtime
+        #: called with a reason when the backend goes away (on a backend thread: keep it short)
+        self.on_shutdown: Callable[[str], None] | None = None
+        #: called with the other port's name when something connects to the output
+        self.on_connect: Callable[[str], None] | None = None
+        #: called with the delay in microseconds of each xrun (JACK's notification thread)
+        self.on_xrun: Callable[[float], None] | None = None
+        self.late_events = 0
+        self.dropped = 0
+        self.xruns = 0
+        self.missed_cycles = 0
+        self.opened = 0               # times the ports were opened (re-opens included)
 
     @property
     def is_open(self) -> bool:
@@ -85,6 +124,11 @@ class MidiPorts:
         """False once the ports are closed or the backend went away."""
         return self._is_open
 
+    @property
+    def reason(self) -> str:
+        """Why the ports are not alive ("" while they are)."""
+        return "" if self.alive else "ports closed"
+
     def open(self, client_name: str = "riffd", out_name: str = "out", in_name: str = "in") -> "MidiPorts":
         """Create the ports ``<client_name>:<out_name>`` and ``<client_name>:<in_name>``."""
         with self._lock:
@@ -92,8 +136,31 @@ class MidiPorts:
                 raise MidiPortError(f"{self.api} ports are already open as {self.client_name!r}")
             self._open(client_name, out_name, in_name)
             self.client_name = client_name
+            self._names = (client_name, out_name, in_name)
             self._is_open = True
+            self.opened += 1
         return self
+
+    def reopen(self) -> "MidiPorts":
+        """Close the ports (without waiting: the backend may be gone) and open them again under
+        the same names, e.g. when the JACK server is back. Queued events are dropped and
+        counted: the notes of a server that went away died with it. Raises MidiPortError while
+        the backend is still missing (the ports stay closed; call again later)."""
+        if self._names is None:
+            raise MidiPortError("reopen() needs ports that were opened once")
+        with self._lock:
+            if self._is_open:
+                self._is_open = False
+                self._close()
+            self._open(*self._names)
+            self._is_open = True
+            self.opened += 1
+        return self
+
+    def send_reset(self, channels=range(1, 17)) -> None:
+        """Send All Notes Off (CC 123) and All Sound Off (CC 120) now on ``channels`` (1..16)."""
+        for message in reset_messages(channels):
+            self.send(message)
 
     def send(self, message: bytes | Sequence[int], at: float | None = None) -> None:
         """Send one MIDI message.
@@ -163,8 +230,8 @@ class JackMidiPorts(MidiPorts):
 
     api = "jack"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, realtime=None) -> None:
+        super().__init__(realtime)
         self._client = None
         self._outport = None
         self._inport = None
@@ -179,13 +246,27 @@ class JackMidiPorts(MidiPorts):
         self._dispatcher: threading.Thread | None = None
         self.samplerate = 0
         self.blocksize = 0
-        self.dropped = 0  # events JACK refused (port buffer full), counted in the callback
+        self.write_failures = 0   # writes JACK refused (buffer full); the event stays queued
+        self.process_errors = 0   # exceptions caught in the process callback
+        self.repeated_cycles = 0  # extra calls JACK made for a cycle already run (after a stall)
+        self.last_process_error = ""
         self._origins: collections.deque = collections.deque()   # (cycle, frame-clock origin)
         self._cycle = 0
+        self._next_frame: int | None = None   # first frame of the cycle expected next
+        self._in_step = STEADY_CALLS          # calls in a row that followed their predecessor
+        self._held = 0                        # calls whose output was held since the last xrun
 
     @property
     def alive(self) -> bool:
         return self._is_open and self._alive
+
+    @property
+    def reason(self) -> str:
+        if self.alive:
+            return ""
+        if not self._is_open:
+            return self._shutdown_reason or "ports closed"
+        return f"the JACK server went away ({self._shutdown_reason or 'shutdown'})"
 
     def _open(self, client_name: str, out_name: str, in_name: str) -> None:
         try:
@@ -193,6 +274,8 @@ class JackMidiPorts(MidiPorts):
         except (ImportError, OSError) as exc:  # OSError: libjack missing
             raise MidiPortError(f"JACK-Client or libjack is unavailable ({exc}); "
                                 "pip install JACK-Client and install JACK (apt-get install jackd2)") from exc
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             client = jack.Client(client_name, use_exact_name=True, no_start_server=True)
         except jack.JackOpenError as exc:
@@ -209,7 +292,13 @@ class JackMidiPorts(MidiPorts):
             client.set_process_callback(self._process)
             client.set_shutdown_callback(self._on_shutdown)
             client.set_blocksize_callback(self._on_blocksize)
+            client.set_xrun_callback(self._on_xrun)
+            client.set_port_connect_callback(self._on_port_connect)
             self._client = client
+            self._next_frame = None
+            self._in_step, self._held = STEADY_CALLS, 0
+            self._origins.clear()
+            self._shutdown_reason = ""
             self._alive = True
             self._dispatcher = threading.Thread(target=self._dispatch_input,
                                                 name=f"{client_name}-midi-in", daemon=True)
@@ -232,15 +321,48 @@ class JackMidiPorts(MidiPorts):
         self._incoming.append((0.0 if at is None else at, next(self._seq), data))
 
     def _process(self, frames: int) -> None:
-        """JACK process callback: runs once per cycle on JACK's thread; must not block."""
+        """JACK process callback: runs once per cycle on JACK's thread; must not block.
+
+        An exception escaping it would make JACK-Client stop calling it for good (no more MIDI
+        out or in): it is counted and the next cycle runs again."""
+        try:
+            self._process_cycle(frames)
+        except Exception as exc:
+            self.process_errors += 1
+            self.last_process_error = repr(exc)
+
+    def _process_cycle(self, frames: int) -> None:
         client = self._client
+        first_frame = client.last_frame_time
+        expected = self._next_frame
+        if expected is not None and first_frame < expected:
+            # After a stall JACK calls us again for the cycle we already ran (one call per
+            # missed activation, all stamped with the current cycle). Its output buffer already
+            # holds what we wrote and its input was already read: clearing and writing again
+            # would lose those events (or deliver them twice). Leave the cycle as it is.
+            self.repeated_cycles += 1
+            return
         # Monotonic time at which this cycle started (frames_since_cycle_start counts from it).
         cycle_start = time.monotonic() - client.frames_since_cycle_start / self.samplerate
         rate = self.samplerate
-        first_frame = client.last_frame_time
         # The driver wakes late, never early: the smallest (cycle start - frame time) over the
         # last FRAME_CLOCK_WINDOW cycles is the frame clock's own origin, free of wake-up jitter.
         base = first_frame / rate + self._frame_origin(cycle_start - first_frame / rate)
+        if expected is not None and first_frame > expected:
+            self.missed_cycles += (first_frame - expected) // frames   # JACK skipped us
+            if self._in_step >= STEADY_CALLS:
+                self._held = 0
+            self._in_step = 0
+        else:
+            self._in_step += 1
+        self._next_frame = first_frame + frames
+        # The first calls after skipped cycles may run for a cycle the server has already left
+        # behind (measured: a call stamped 37 periods late), or after the receivers of their
+        # cycle ran: what they write is lost. Hold the output until STEADY_CALLS calls in a row
+        # followed their predecessor, for at most RESYNC_CALLS calls.
+        hold_output = self._in_step < STEADY_CALLS and self._held < RESYNC_CALLS
+        if hold_output:
+            self._held += 1
 
         # Input: stamp each event with the time of its frame; hand it to the dispatcher thread.
         for offset, data in self._inport.incoming_midi_events():
@@ -253,17 +375,32 @@ class JackMidiPorts(MidiPorts):
         incoming = self._incoming
         while incoming:
             bisect.insort(pending, incoming.popleft())
+        if hold_output:
+            return
         written = 0
         last_offset = 0
+        late_frames = -LATE_S * rate
         for at, _seq, data in pending:
             offset = int((at - base) * rate + 0.5)
             if offset >= frames:
                 break                          # later cycle: stays queued (pending is sorted)
+            if at and offset < late_frames:
+                late = True                    # its cycle was missed, or it was handed over late
+            else:
+                late = False
             offset = max(offset, last_offset)  # already due -> offset 0; keep offsets monotonic
             try:
                 out.write_midi_event(offset, data)
             except Exception:
-                self.dropped += 1
+                # Buffer full: this event and every later one wait for the next cycle. One
+                # that does not fit even an empty buffer never will: drop it, counted.
+                self.write_failures += 1
+                if written == 0 and last_offset == 0 and len(data) > out.max_event_size:
+                    self.dropped += 1
+                    written += 1
+                break
+            if late:
+                self.late_events += 1
             last_offset = offset
             written += 1
         if written:
@@ -289,9 +426,39 @@ class JackMidiPorts(MidiPorts):
         # Runs on a JACK thread, like a signal handler: only set flags.
         self._shutdown_reason = reason
         self._alive = False
+        hook = self.on_shutdown
+        if hook is not None:
+            try:
+                hook(reason)
+            except Exception:
+                pass
+
+    def _on_xrun(self, delayed_usecs: float) -> None:
+        """JACK notification thread: one xrun (a cycle that did not finish in time)."""
+        self.xruns += 1
+        hook = self.on_xrun
+        if hook is not None:
+            try:
+                hook(delayed_usecs)
+            except Exception as exc:
+                print(f"riffd: xrun callback failed: {exc!r}", file=sys.stderr)
+
+    def _on_port_connect(self, a, b, connect: bool) -> None:
+        """JACK notification thread: tell ``on_connect`` what connected to our output."""
+        hook, out = self.on_connect, self._outport
+        if not connect or hook is None or out is None:
+            return
+        try:
+            if a.name == out.name or b.name == out.name:
+                hook(b.name if a.name == out.name else a.name)
+        except Exception as exc:
+            print(f"riffd: port connect callback failed: {exc!r}", file=sys.stderr)
 
     def _dispatch_input(self) -> None:
         """Thread: deliver input events to the user callback, outside the JACK callback."""
+        if self.realtime is not None:
+            from daemon.realtime import INPUT_PRIORITY
+            self.realtime.promote("input", INPUT_PRIORITY)
         while True:
             item = self._inq.get()
             if item is None:
@@ -337,6 +504,8 @@ class JackMidiPorts(MidiPorts):
         finally:
             self._client = None
             self._stop_dispatcher()
+            # what is still queued cannot go out any more (server gone, or the drain timed out)
+            self.dropped += len(self._incoming) + len(self._pending)
             self._incoming.clear()
             self._pending.clear()
 
@@ -352,8 +521,8 @@ class RtMidiPorts(MidiPorts):
     :class:`JackMidiPorts` for JACK.
     """
 
-    def __init__(self, api: str) -> None:
-        super().__init__()
+    def __init__(self, api: str, realtime=None) -> None:
+        super().__init__(realtime)
         if api not in ("alsa", "coremidi", "windows", "jack"):
             raise ValueError(f"unknown rtmidi API {api!r}")
         self.api = api
@@ -420,7 +589,10 @@ class RtMidiPorts(MidiPorts):
             while not self._stopping:
                 now = time.monotonic()
                 while self._heap and self._heap[0][0] <= now:
-                    self._out.send_message(heapq.heappop(self._heap)[2])
+                    at, _seq, data = heapq.heappop(self._heap)
+                    if now - at > LATE_S:
+                        self.late_events += 1
+                    self._out.send_message(data)
                 timeout = self._heap[0][0] - now if self._heap else None
                 self._cond.wait(timeout)
 
@@ -453,20 +625,24 @@ def _native_api(platform: str) -> str | None:
     return None
 
 
-def _make(api: str) -> MidiPorts:
-    return JackMidiPorts() if api == "jack" else RtMidiPorts(api)
+def _make(api: str, realtime=None) -> MidiPorts:
+    return JackMidiPorts(realtime) if api == "jack" else RtMidiPorts(api, realtime)
 
 
 ALSA_SEQUENCER = "/dev/snd/seq"
 
 
-def open_midi_ports(api: str = "auto", client_name: str = "riffd") -> MidiPorts:
+def open_midi_ports(api: str = "auto", client_name: str = "riffd", realtime=None,
+                    reset: bool = True) -> MidiPorts:
     """Open riffd's MIDI ports ``<client_name>:out`` and ``<client_name>:in``.
 
     Args:
         api: ``auto`` (the platform's native API, then JACK), ``alsa``, ``jack``, ``coremidi``
             or ``windows``.
         client_name: client name shown to other MIDI programs.
+        realtime: a :class:`daemon.realtime.RealtimeState` for the input thread, or None.
+        reset: send All Notes Off and All Sound Off on all 16 channels once open, so that the
+            notes of a riffd that crashed end.
 
     Raises:
         MidiPortError: listing every API tried, why it failed and how to fix it.
@@ -485,9 +661,13 @@ def open_midi_ports(api: str = "auto", client_name: str = "riffd") -> MidiPorts:
             failures.append(f"  alsa: no ALSA sequencer ({ALSA_SEQUENCER} is missing: "
                             "`modprobe snd-seq`, or use JACK)")
             continue
-        ports = _make(name)
+        ports = _make(name, realtime)
         try:
-            return ports.open(client_name)
+            ports.open(client_name)
         except MidiPortError as exc:
             failures.append(f"  {name}: {exc}")
+            continue
+        if reset:
+            ports.send_reset()
+        return ports
     raise MidiPortError("could not open MIDI ports; tried:\n" + "\n".join(failures))

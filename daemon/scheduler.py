@@ -8,7 +8,11 @@ backend (JACK) places it at its exact frame; Python's wake-up jitter only has to
 Sounding notes are tracked as a multiset keyed by ``(channel, pitch)``: every note-on that went
 out gets exactly one note-off, whether the note ends normally, its pending events are cancelled
 (:meth:`Scheduler.cancel_pending`), the user panics (:meth:`Scheduler.all_notes_off`) or the
-scheduler stops.
+scheduler stops. When the port's server went away, :meth:`Scheduler.reset_sounding` forgets the
+sounding notes (they died with the server) so that no note-off is owed to the new one.
+
+Realtime: given a :class:`~daemon.realtime.RealtimeState`, the scheduler thread asks for
+SCHED_FIFO (below JACK's process thread) as it starts.
 """
 
 from __future__ import annotations
@@ -51,15 +55,19 @@ class Scheduler:
             "velocity": 90, "at": t, "tag": None}``; ``at`` in monotonic seconds.
 
     Counters: ``notes_sent`` (note-ons sent), ``late_notes`` (events handed over too late to
-    sound within 1 ms of ``at``), ``errors`` (sends that failed).
+    sound within 1 ms of ``at``), ``errors`` (sends that failed), ``events_dropped`` (note
+    events that could not be handed to the port: it was closed or its server gone).
     """
 
-    def __init__(self, ports: MidiPorts, on_event: EventCallback | None = None) -> None:
+    def __init__(self, ports: MidiPorts, on_event: EventCallback | None = None,
+                 realtime=None) -> None:
         self.ports = ports
         self.on_event = on_event
+        self.realtime = realtime
         self.notes_sent = 0
         self.late_notes = 0
         self.errors = 0
+        self.events_dropped = 0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._stop = threading.Event()
@@ -172,6 +180,23 @@ class Scheduler:
             self._channels_used.clear()
         self._publish(events)
 
+    def reset_sounding(self) -> None:
+        """Forget every sounding note and the hand-over horizon without sending anything: the
+        port's server went away and its notes died with it (call after re-opening the port).
+        Queued events stay; note-offs whose note-on went out before are skipped."""
+        with self._wake:
+            self._sounding.clear()
+            self._channels_used.clear()
+            self._horizon = 0.0
+            self._wake.notify()
+
+    def send_reset(self, channels=range(1, 17)) -> None:
+        """All Notes Off (CC 123) and All Sound Off (CC 120) on ``channels`` now."""
+        from daemon.midi_ports import reset_messages
+        with self._wake:
+            for message in reset_messages(channels):
+                self._send_raw(message, None, None)
+
     # -------------------------------------------------------------- counters
     def sounding(self) -> dict[tuple[int, int], int]:
         """Notes sounding now: ``{(channel, pitch): count}``."""
@@ -186,6 +211,9 @@ class Scheduler:
     # ------------------------------------------------------------- internals
     def _run(self) -> None:
         """Thread: hand each event to the port `lookahead_s` before its time."""
+        if self.realtime is not None:
+            from daemon.realtime import SCHEDULER_PRIORITY
+            self.realtime.promote("scheduler", SCHEDULER_PRIORITY)
         while not self._stop.is_set():
             events = []
             with self._wake:
@@ -211,6 +239,7 @@ class Scheduler:
             return None  # its note-on was never sent (cancelled or failed): nothing to end
         status = (0x90 if kind == NOTE_ON else 0x80) | (channel - 1)
         if not self._send_raw([status, pitch, velocity if kind == NOTE_ON else 0], at, now):
+            self.events_dropped += 1
             if kind == NOTE_ON:
                 return None
         if kind == NOTE_ON:

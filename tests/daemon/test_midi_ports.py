@@ -58,14 +58,23 @@ def test_send_validates(ports):
             ports.send(bad)
 
 
-def test_peer_receives_frame_accurately(ports, peer):
+def _frame_accuracy_run(ports, peer):
+    """Send 8 timed notes and one immediate CC; return (t0, what the peer got, xruns meanwhile)."""
+    peer.clear()
+    xruns = ports.xruns + peer._ports.xruns
     step = 0.0371  # deliberately not a multiple of the period
     t0 = time.monotonic() + ports.latency_s + 0.01
     for i in range(8):
         ports.send(bytes([0x90, 60 + i, 100]), at=t0 + i * step)
     ports.send([0xB0, 7, 99])  # at=None: as soon as possible
     assert peer.wait_for(lambda r: len(r) >= 9, timeout=2.0)
-    got = peer.received()
+    return t0, step, peer.received(), ports.xruns + peer._ports.xruns - xruns
+
+
+def test_peer_receives_frame_accurately(ports, peer):
+    t0, step, got, xruns = _frame_accuracy_run(ports, peer)
+    if xruns:   # an xrun moves JACK's frame clock against the monotonic clock: measure again
+        t0, step, got, xruns = _frame_accuracy_run(ports, peer)
     assert got[0].message == [0xB0, 7, 99]
     notes = got[1:]
     assert [m.message for m in notes] == [[0x90, 60 + i, 100] for i in range(8)]
@@ -73,7 +82,7 @@ def test_peer_receives_frame_accurately(ports, peer):
     for i, m in enumerate(notes):
         assert m.seconds == m.frame / rate
         spacing = (m.frame - notes[0].frame) / rate
-        assert spacing == pytest.approx(i * step, abs=FRAME_TOLERANCE_S)
+        assert spacing == pytest.approx(i * step, abs=FRAME_TOLERANCE_S), f"{xruns} xruns"
     # Monotonic stamps: the intended time, or one period later if JACK delayed it a cycle.
     offset = notes[0].monotonic - t0
     assert -0.002 < offset < ports.latency_s + 0.002
@@ -158,12 +167,83 @@ def test_rtmidi_backend_sends_future_messages_on_time(jack_server):
     # rtmidi through its JACK API: the same code path as ALSA/CoreMIDI on a desktop.
     with RtMidiPorts("jack").open("riffd-rt") as rt, MidiPeer() as peer:
         peer.connect("riffd-rt:out", None)
-        t0 = time.monotonic() + 0.03
-        for i in range(4):
-            rt.send([0x90, 70 + i, 90], at=t0 + i * 0.03)
-        assert peer.wait_for(lambda r: len(r) >= 4, timeout=2.0)
+        for attempt in (1, 2):      # an xrun (a loaded machine) spoils a run: measure again
+            peer.clear()
+            xruns = peer._ports.xruns
+            t0 = time.monotonic() + 0.03
+            for i in range(4):
+                rt.send([0x90, 70 + i, 90], at=t0 + i * 0.03)
+            arrived = peer.wait_for(lambda r: len(r) >= 4, timeout=2.0)
+            if peer._ports.xruns == xruns or attempt == 2:
+                break
+        assert arrived, f"{peer._ports.xruns - xruns} xruns"
         got = peer.received()
         assert [m.message[1] for m in got] == [70, 71, 72, 73]
         # No frame accuracy here: rtmidi sends immediately, so one period of jitter.
         gaps = [(b.frame - a.frame) / peer.samplerate for a, b in zip(got, got[1:])]
         assert all(abs(g - 0.03) < 0.008 for g in gaps), gaps
+
+
+def test_events_whose_cycle_passed_go_out_late_never_lost(ports, peer):
+    """Events handed over after their cycle ran (what a missed cycle leaves behind) go out at
+    the start of the next cycle, in order, each once, counted late; none is dropped."""
+    late_before = ports.late_events
+    past = time.monotonic() - 0.05
+    expected = []
+    for i in range(12):
+        for message in ([0x90, 40 + i, 80], [0x80, 40 + i, 0]):
+            expected.append(message)
+            ports.send(message, at=past + i * 0.001)
+    assert peer.wait_for(lambda r: len(r) >= len(expected), timeout=3.0)
+    time.sleep(0.05)
+    got = peer.received()
+    assert [m.message for m in got] == expected
+    assert ports.late_events - late_before == len(expected)
+    assert ports.dropped == 0 and ports.write_failures == 0
+
+
+def test_a_full_buffer_defers_events_to_the_next_cycle(ports, peer):
+    """More due events than one cycle's port buffer holds: the rest wait for the next cycles
+    (write failures counted), none is dropped."""
+    sysex = [0xF0] + [0x11] * 1000 + [0xF7]          # 1002 bytes each
+    count = 60                                        # ~60 kB: more than a 256-frame buffer
+    for _ in range(count):
+        ports.send(sysex)
+    assert peer.wait_for(lambda r: len(r) >= count, timeout=3.0)
+    assert all(m.message == sysex for m in peer.received())
+    assert ports.write_failures > 0 and ports.dropped == 0
+
+
+def test_reset_sends_notes_off_and_sound_off_on_every_channel(ports, peer):
+    ports.send_reset()
+    assert peer.wait_for(lambda r: len(r) >= 32, timeout=2.0)
+    got = [m.message for m in peer.received()]
+    assert got == [[0xB0 | c, cc, 0] for c in range(16) for cc in (123, 120)]
+
+
+def test_reopen_after_the_server_comes_back(monkeypatch):
+    server = JackServer(f"riffd-reopen-{os.getpid()}")
+    server.start()
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
+    p = JackMidiPorts().open("riffd")
+    try:
+        server.kill()
+        deadline = time.monotonic() + 3.0
+        while p.alive and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not p.alive and "went away" in p.reason
+        with pytest.raises(MidiPortError, match="is a JACK server running"):
+            p.reopen()
+        assert not p.alive
+        server.start()
+        p.reopen()
+        assert p.alive and p.opened == 2 and p.reason == ""
+        assert {"riffd:out", "riffd:in"} <= set(jack_ports())
+        with MidiPeer() as peer:
+            peer.connect("riffd:out", "riffd:in")
+            p.send([0x90, 60, 100])
+            assert peer.wait_for(lambda r: len(r) >= 1, timeout=2.0)
+            assert peer.received()[0].message == [0x90, 60, 100]
+    finally:
+        p.close()
+        server.stop()

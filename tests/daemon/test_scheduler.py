@@ -46,7 +46,10 @@ def assert_balanced(received):
     assert +sounding == collections.Counter(), f"notes left sounding: {dict(+sounding)}"
 
 
-def test_notes_sound_at_their_times(ports, peer):
+def _timed_run(ports, peer):
+    """12 notes 25 ms apart on two channels; returns (events, scheduler, xruns meanwhile)."""
+    peer.clear()
+    xruns = ports.xruns + peer._ports.xruns
     events = []
     sched = Scheduler(ports, on_event=events.append).start()
     try:
@@ -58,11 +61,18 @@ def test_notes_sound_at_their_times(ports, peer):
         assert peer.wait_for(lambda r: len(r) >= 24, timeout=3.0)
     finally:
         sched.stop()
+    return t0, step, events, sched, ports.xruns + peer._ports.xruns - xruns
+
+
+def test_notes_sound_at_their_times(ports, peer):
+    t0, step, events, sched, xruns = _timed_run(ports, peer)
+    if xruns:   # an xrun shifts JACK's frame clock against the monotonic clock: measure again
+        t0, step, events, sched, xruns = _timed_run(ports, peer)
     ons = note_ons(peer.received())
     assert [m.message for m in ons] == [[0x90 | (i % 2), 60 + i, 90] for i in range(12)]
     rate = peer.samplerate
     errors = [(m.frame - ons[0].frame) / rate - i * step for i, m in enumerate(ons)]
-    assert max(abs(e) for e in errors) < TIMING_TOLERANCE_S, errors
+    assert max(abs(e) for e in errors) < TIMING_TOLERANCE_S, (errors, f"{xruns} xruns")
     assert sched.notes_sent == 12 and sched.errors == 0
     first = events[0]
     assert first == {"type": "note_on", "channel": 1, "pitch": 60, "velocity": 90,
