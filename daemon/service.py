@@ -24,7 +24,6 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
