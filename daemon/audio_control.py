@@ -120,6 +120,23 @@ class AudioController:
                 self.output.close()
                 self.output = None
 
+    def reopen(self) -> None:
+        """Reconnect the output after the audio server came back (the voice carries on);
+        AudioUnavailable while it is still missing."""
+        if self.output is None:
+            raise AudioUnavailable(self.unavailable or "the audio output was never opened")
+        try:
+            self.output.reopen()
+        except AudioUnavailable as exc:
+            self.unavailable = str(exc)
+            raise
+        self.unavailable = None
+
+    @property
+    def alive(self) -> bool:
+        """True while the output stream runs."""
+        return self.output is not None and self.output.active
+
     def __enter__(self) -> "AudioController":
         return self.open()
 

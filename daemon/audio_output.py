@@ -130,6 +130,11 @@ class AudioOutput:
         self._fade = np.linspace(1.0, 0.0, fade_len, endpoint=False).astype(np.float32)
         self._ramp = np.arange(max_block, dtype=np.float32)       # 0, 1, … for gain ramps
         self._scratch = np.zeros(max_block, dtype=np.float32)
+        self._start_stream(sd, info)
+        return self
+
+    def _start_stream(self, sd, info: dict) -> None:
+        rate = self.samplerate
         channels = max(1, min(self.channels, info["max_output_channels"]))
         try:
             self._stream = sd.OutputStream(device=info["index"], samplerate=rate,
@@ -144,6 +149,29 @@ class AudioOutput:
                                    f"{NO_DEVICE_HINT}") from exc
         log.info("audio output %s at %d Hz, block %s, latency %.1f ms", self.device_name, rate,
                  self.blocksize, 1000 * self._stream.latency)
+
+    def reopen(self) -> "AudioOutput":
+        """Open the stream again after the audio server (JACK) went away and came back.
+
+        The old stream is abandoned, PortAudio is re-initialised (it caches its devices and
+        its JACK client) and a new stream reads the same ring, so the voice feeding it carries
+        on. AudioUnavailable while there is still no device, or when the server came back at
+        another rate (restart riffd then)."""
+        old, self._stream = self._stream, None
+        if old is not None:
+            try:
+                old.abort()
+                old.close()
+            except Exception as exc:          # the server it talked to is gone
+                log.info("old audio stream: %s", exc)
+        sd = rescan_devices(self.client_name)
+        info = find_output_device(sd, self.device)
+        rate = int(info["default_samplerate"])
+        if self.samplerate and rate != self.samplerate:
+            raise AudioUnavailable(f"the audio device came back at {rate} Hz, not "
+                                   f"{self.samplerate} Hz: restart riffd")
+        self.device_name = info["name"]
+        self._start_stream(sd, info)
         return self
 
     def close(self) -> None:

@@ -108,6 +108,10 @@ def _serve_parser(sub) -> None:
                        help="frames per audio callback (default 256; 0 = PortAudio's choice)")
     audio.add_argument("--audio-latency", dest="audio_latency",
                        help="output latency: low, high or seconds (default low)")
+    p.add_argument("--realtime", choices=["auto", "on", "off"],
+                   help="SCHED_FIFO for the scheduler and MIDI-in threads and locked memory: "
+                        "auto (default) uses them where the system allows and says when not, "
+                        "on refuses to start without them, off never asks")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 

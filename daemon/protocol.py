@@ -255,6 +255,10 @@ EVENTS: dict[str, EventSpec] = {e.name: e for e in (
     EventSpec("model", ("voice", "model"), "A voice switched to another model (at a bar line)."),
     EventSpec("learned", ("cc", "control"), "`learn` bound a moving CC to a control."),
     EventSpec("transport", ("transport",), "MIDI start, stop or continue arrived on riffd:in."),
+    EventSpec("xrun", ("xruns",), "JACK reported an xrun to riffd's client (a cycle that did not "
+                                  "finish in time); at most 10 a second."),
+    EventSpec("ports", ("alive", "reason"), "The MIDI ports went away (the JACK server stopped) "
+                                            "or came back (re-registered under the same names)."),
 )}
 
 

@@ -27,7 +27,7 @@ RIGHTS_HINT = ("give riffd's user realtime rights: add it to the audio group wit
                "server (jackd -R)")
 
 
-class RealtimeError(RuntimeError):
+class RealtimeError(OSError):
     """``--realtime on`` and the system refused realtime scheduling or memory locking."""
 
 

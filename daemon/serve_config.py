@@ -57,12 +57,14 @@ class ServeConfig:
     audio_device: str = ""                  # output device name or index; "" = the default
     audio_blocksize: int = 256              # frames per audio callback (0 = PortAudio's choice)
     audio_latency: str = "low"              # low | high | seconds
+    realtime: str = "auto"                  # auto | on | off: SCHED_FIFO threads, locked memory
     voices: list = field(default_factory=list)     # [[voice]] tables
     cc: dict = field(default_factory=dict)         # [cc] table: control -> CC number
 
 
 CHOICES = {"mode": ("answer", "continuous", "follow"), "answer_on": ("beat", "bar"),
-           "phrase_end": ("silence", "bar"), "clock_source": ("internal", "midi")}
+           "phrase_end": ("silence", "bar"), "clock_source": ("internal", "midi"),
+           "realtime": ("auto", "on", "off")}
 
 
 def load_serve_config(path: str | Path | None) -> ServeConfig:

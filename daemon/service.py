@@ -35,6 +35,7 @@ from daemon.midi_ports import open_midi_ports
 from daemon.phrase_capture import PhraseCaptor, PlayedNote, RunningStatus
 from daemon.protocol import COMMANDS, PROTOCOL_VERSION, ProtocolError
 from daemon.recorder import Recorder
+from daemon.realtime import RealtimeState
 from daemon.scheduler import Scheduler
 from daemon.serve_config import ServeConfig
 from daemon.slow_work import Deferred
@@ -54,6 +55,7 @@ SWITCH_INTERVAL_S = 0.0005       # Python's GIL switch interval in the daemon, s
 FOLLOW_NOTES = 16                 # played notes that condition a follow voice
 PANIC_WAIT_S = 1.0                # panic waits this long for each voice to stop, seconds
 CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF = 120, 123
+REOPEN_EVERY_S = 0.5             # while the MIDI ports are gone, try to open them this often
 BAR_END_EARLY_S = 0.04            # a bar-ended phrase is closed this early, so the answer
                                   # can start on the bar line itself
 
@@ -84,6 +86,11 @@ class Riffd:
         self.audio = None                   # AudioController when --audio
         self.audio_error = "off: start riffd serve with --audio"
         self.port_errors = 0
+        self.realtime = RealtimeState(cfg.realtime)
+        self.ports_lost_at: float | None = None   # monotonic s when the MIDI ports went away
+        self.port_losses = 0                      # times the MIDI ports went away
+        self._next_reopen = 0.0                   # monotonic s of the next reconnection try
+        self._xrun_published = 0.0                # monotonic s of the last xrun event
         self.running_status = RunningStatus()   # MIDI in (dispatcher thread only)
         self.routes = {
             "status": lambda cmd, args: self.status(), "start": self._start, "stop": self._stop,
@@ -115,8 +122,13 @@ class Riffd:
             specs = self._voice_specs()
             # models first: a bad checkpoint is reported before any port is opened
             generators = self._load_start_models(specs)
-            self.ports = open_midi_ports(cfg.midi_api, cfg.client_name)
+            self.realtime.lock_memory()          # models are in memory: keep them there
+            # opening sends All Notes Off / All Sound Off on all 16 channels: the notes a
+            # crashed riffd left sounding end
+            self.ports = open_midi_ports(cfg.midi_api, cfg.client_name, realtime=self.realtime)
             stack.callback(self.ports.close)
+            self.ports.on_xrun = self._on_xrun
+            self.ports.on_connect = self._on_out_connected
             if cfg.monitor:
                 from daemon.monitor import MonitorSynth
                 rate = getattr(self.ports, "samplerate", 0) or 48000
@@ -124,7 +136,8 @@ class Riffd:
                 stack.callback(self.monitor.stop)
             if cfg.audio or cfg.audio_model:
                 self._open_audio(stack)
-            self.scheduler = Scheduler(self.ports, on_event=self._on_midi_event)
+            self.scheduler = Scheduler(self.ports, on_event=self._on_midi_event,
+                                       realtime=self.realtime)
             self.scheduler.start()
             stack.callback(self.scheduler.stop)          # every sounding note off
             for spec, generator in zip(specs, generators):
@@ -149,6 +162,7 @@ class Riffd:
             self.control = ControlServer(self.handle, cfg.control, cfg.events)
             self.control.start()
             stack.callback(self.control.stop)
+            self._report_realtime()
             log.info("riffd ready: voices %s; MIDI %s / %s (%s); clock %s at %.1f BPM; "
                      "control %s; events %s", ", ".join(self.voices.names()),
                      self.ports.out_port_name, self.ports.in_port_name, self.ports.api,
@@ -264,14 +278,81 @@ class Riffd:
             self.clock_out.stop()
             self.clock_out = None
 
+    def _report_realtime(self) -> None:
+        """Log what realtime scheduling riffd got (the threads ask as they start);
+        ``--realtime on`` stops here when something was refused."""
+        deadline = time.monotonic() + 1.0
+        while "scheduler" not in self.realtime.threads and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.realtime.check()
+        rt = self.realtime.status()
+        if not self.realtime.wanted:
+            log.info("realtime: off (--realtime off)")
+        elif rt["reason"]:
+            log.warning("realtime: scheduler %s, MIDI in %s, memory locked %s: %s",
+                        rt["scheduler"], rt["input"], rt["memory_locked"], rt["reason"])
+        else:
+            log.info("realtime: scheduler and MIDI-in threads SCHED_FIFO, memory locked")
+
     def _watch_ports(self) -> None:
-        """Say once, clearly, when the MIDI system went away; keep serving control."""
-        if self.ports is not None and not self.ports.alive and self.port_errors == 0:
+        """Main loop, every 0.25 s: notice when the MIDI ports went away (the JACK server
+        stopped), say so once, and try to open them again every REOPEN_EVERY_S seconds under
+        the same names. When they are back: forget the old server's sounding notes, send All
+        Notes Off / All Sound Off, reconnect the audio voice, and carry on."""
+        ports = self.ports
+        if ports is None or ports.alive:
+            return
+        now = time.monotonic()
+        if self.ports_lost_at is None:
+            self.ports_lost_at = now
+            self.port_losses += 1
             self.port_errors += 1
-            message = ("the MIDI ports are gone (the JACK server stopped?): restart the "
-                       "MIDI/JACK server, then restart riffd; control commands still work")
+            reason = ports.reason
+            message = (f"the MIDI ports are gone: {reason}. riffd tries to open them again every "
+                       f"{REOPEN_EVERY_S:g} s; start the JACK server again (same name) and it "
+                       "carries on; control commands still work")
             log.error(message)
+            self._publish("ports", {"alive": False, "reason": reason})
             self._publish("error", {"message": message})
+            self._next_reopen = now + REOPEN_EVERY_S
+        if now < self._next_reopen:
+            return
+        self._next_reopen = now + REOPEN_EVERY_S
+        try:
+            ports.reopen()
+        except Exception as exc:          # MidiPortError: the server is still missing
+            log.debug("MIDI ports not back yet: %s", exc)
+            return
+        self.scheduler.reset_sounding()   # the old server's notes died with it
+        self.scheduler.send_reset()
+        down_s = now - self.ports_lost_at
+        self.ports_lost_at = None
+        log.info("MIDI ports back as %s / %s after %.1f s", ports.out_port_name,
+                 ports.in_port_name, down_s)
+        self._publish("ports", {"alive": True, "reason": "", "out": ports.out_port_name,
+                                "in": ports.in_port_name, "down_s": round(down_s, 3)})
+        if self.audio is not None:
+            from daemon.audio_control import AudioUnavailable
+            try:
+                self.audio.reopen()
+                log.info("audio output back")
+            except AudioUnavailable as exc:
+                log.error("audio voice still off: %s", exc)
+
+    def _on_xrun(self, delayed_usecs: float) -> None:
+        """JACK notification thread: count (the port does) and publish, at most 10 a second."""
+        now = time.monotonic()
+        if now - self._xrun_published >= 0.1:
+            self._xrun_published = now
+            self._publish("xrun", {"xruns": self.ports.xruns,
+                                   "delay_us": round(float(delayed_usecs), 1)})
+
+    def _on_out_connected(self, other: str) -> None:
+        """JACK notification thread: a receiver connected to riffd:out. While nothing sounds,
+        send it All Notes Off / All Sound Off: notes a crashed riffd left on it end."""
+        scheduler = self.scheduler
+        if scheduler is not None and not scheduler.sounding():
+            scheduler.send_reset()
 
     # -- callbacks from other threads ---------------------------------------------------------
     def _publish(self, event: str, data: dict) -> None:
@@ -378,6 +459,10 @@ class Riffd:
         return result
 
     def _start(self, cmd, args) -> dict:
+        if self.ports is not None and not self.ports.alive:
+            raise ProtocolError("unavailable", f"start: the MIDI ports are gone "
+                                               f"({self.ports.reason}); riffd reconnects by "
+                                               "itself when the JACK server is back")
         voices = self.voices.select(args.get("voice"))
         for voice in voices:
             voice.play()
@@ -566,7 +651,7 @@ class Riffd:
             "model": first.get("model"),
             "device": str(self.voices.get(None).generator.device) if voices else None,
             "tempo": self.clock.tempo,
-            "playing": any(v["state"] != IDLE for v in voices),
+            "playing": self.ports.alive and any(v["state"] != IDLE for v in voices),
             "mode": first.get("state"),
             "key": first.get("key"),
             "settings": first.get("settings"),
@@ -580,8 +665,16 @@ class Riffd:
             "monitor": {"on": self.monitor is not None,
                         "notes": self.monitor.notes_played if self.monitor else 0},
             "ports": {"api": self.ports.api, "out": self.ports.out_port_name,
-                      "in": self.ports.in_port_name, "alive": self.ports.alive},
+                      "in": self.ports.in_port_name, "alive": self.ports.alive,
+                      **({} if self.ports.alive else {"reason": self.ports.reason})},
+            "realtime": self.realtime.status(),
             "counters": {"notes_sent": s.notes_sent, "late_notes": s.late_notes,
+                         "notes_late": self.ports.late_events,
+                         "events_dropped": s.events_dropped + self.ports.dropped,
+                         "xruns": self.ports.xruns,
+                         "missed_cycles": self.ports.missed_cycles,
+                         "port_losses": self.port_losses,
+                         "ports_opened": self.ports.opened,
                          "errors": (s.errors + self.port_errors
                                     + sum(v["errors"] for v in voices)),
                          "sounding": sum(s.sounding().values()),
