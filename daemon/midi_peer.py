@@ -139,10 +139,95 @@ class MidiPeer:
         self.close()
 
 
+class PeerProcess:
+    """A peer in a process of its own (``python -m daemon.midi_peer``): its JACK callback never
+    waits for this interpreter's GIL, as a synth or a DAW would not. It keeps its input
+    connected to ``listen`` (re-connecting whenever that port appears again, e.g. after riffd
+    restarted) and reports every message it receives.
+
+    Args:
+        client_name: JACK client name of the peer.
+        listen: output port to follow, e.g. ``riffd:out``.
+        env: extra environment (``JACK_DEFAULT_SERVER``).
+    """
+
+    def __init__(self, client_name: str, listen: str, env: dict[str, str] | None = None,
+                 timeout_s: float = 10.0) -> None:
+        import json
+        import os
+        import subprocess
+        import sys
+        self._json = json
+        self._received: list[ReceivedMessage] = []
+        self.connections = 0
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen([sys.executable, "-m", "daemon.midi_peer", "--name",
+                                      client_name, "--listen", listen],
+                                     stdout=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout_s)
+            raise MidiPortError(f"peer {client_name!r} did not start (exit status "
+                                f"{self.proc.returncode}); is the JACK server running?")
+        self.samplerate = json.loads(line)["rate"]
+        self._reader = threading.Thread(target=self._read, name=f"{client_name}-reader",
+                                        daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            item = self._json.loads(line)
+            with self._cond:
+                if "connected" in item:
+                    self.connections += 1
+                else:
+                    frame = item["frame"]
+                    self._received.append(ReceivedMessage(item["message"], frame,
+                                                          frame / self.samplerate, item["time"]))
+                self._cond.notify_all()
+
+    def received(self) -> list[ReceivedMessage]:
+        """A copy of everything received so far, in arrival order."""
+        with self._cond:
+            return list(self._received)
+
+    def wait_for(self, predicate: Callable[[list[ReceivedMessage]], bool],
+                 timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until ``predicate(received)`` is true; return it."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self._received):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.1))
+            return True
+
+    def close(self) -> None:
+        """Stop the peer process (its JACK client closes). Safe to call twice."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._reader.join(2)
+
+    def __enter__(self) -> "PeerProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m daemon.midi_peer --name NAME --listen riffd:out``: a peer in its own process
-    that prints every received message as a JSON line ``{"message": [...], "frame": F,
-    "seconds": S}`` (for tests that must not share a Python interpreter with riffd)."""
+    that keeps its input connected to the ``--listen`` port (connecting again whenever it
+    re-appears) and prints JSON lines: first ``{"ready": port, "rate": Hz}``, then
+    ``{"connected": port}`` at each connection and ``{"message": [...], "frame": F,
+    "time": monotonic seconds}`` for every message received. SIGTERM ends it."""
     import argparse
     import json
     import signal
@@ -151,27 +236,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m daemon.midi_peer", description=main.__doc__)
     parser.add_argument("--name", default="riffd-peer", help="JACK client name of the peer")
     parser.add_argument("--listen", default=None,
-                        help="output port to connect to the peer's input, e.g. riffd:out")
+                        help="output port to keep connected to the peer's input, e.g. riffd:out")
     args = parser.parse_args(argv)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     lock = threading.Lock()
 
-    def emit(message: list, frame: int, _time_s: float) -> None:
-        line = json.dumps({"message": message, "frame": frame})
+    def emit(item: dict) -> None:
         with lock:
-            sys.stdout.write(line + "\n")
+            sys.stdout.write(json.dumps(item) + "\n")
             sys.stdout.flush()
 
-    ports = _PeerPorts(emit)
+    ports = _PeerPorts(lambda message, frame, time_s: emit(
+        {"message": message, "frame": frame, "time": time_s}))
     ports.open(args.name, out_name="out", in_name="in")
     try:
-        if args.listen:
-            ports._client.connect(args.listen, ports.in_port_name)
-        sys.stdout.write(json.dumps({"ready": ports.in_port_name}) + "\n")
-        sys.stdout.flush()
-        done.wait()
+        emit({"ready": ports.in_port_name, "rate": ports.samplerate})
+        connected = False
+        while not done.wait(0.05):
+            if not args.listen or not ports.alive:
+                continue
+            client = ports._client
+            try:
+                now = args.listen in [p.name for p in
+                                      client.get_all_connections(ports.in_port_name)]
+                if not now:
+                    client.connect(args.listen, ports.in_port_name)
+                    now = True
+            except Exception:           # the port is not there (yet)
+                now = False
+            if now and not connected:
+                emit({"connected": args.listen})
+            connected = now
     finally:
         ports.close()
     return 0
