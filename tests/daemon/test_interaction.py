@@ -79,7 +79,8 @@ def riffd(jack_server, tmp_path_factory):
     root = tmp_path_factory.mktemp("riffd-play")
     log = root / "serve.log"
     with DaemonProcess(ARGS + ["--client-name", "riffd-play", "--tempo", "120", "--silence",
-                               "0.3", "--monitor", "--record-dir", str(root)],
+                               "0.3", "--monitor", "--record-dir", str(root),
+                               "--model-dir", str(root)],
                        log_path=log) as daemon:
         daemon.root = root
         yield daemon
@@ -252,10 +253,11 @@ def test_continuous_runs_until_stopped(riffd, peer):
 
 # -- hot swap ------------------------------------------------------------------------------------
 
-def test_hot_swap_under_playback(riffd, peer, tmp_path):
-    bad = tmp_path / "broken.safetensors"
+def test_hot_swap_under_playback(riffd, peer):
+    # riffd loads models only from its model folders (--model-dir)
+    bad = riffd.root / "broken.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header!!}")
-    good = tmp_path / "copy.safetensors"
+    good = riffd.root / "copy.safetensors"
     shutil.copy(BUNDLED_MODEL, good)
     with riffd.client() as c:
         c.set(mode="continuous")
