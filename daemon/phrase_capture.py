@@ -118,7 +118,8 @@ class PhraseCaptor:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._held: dict[tuple[int, int], tuple[int, float]] = {}  # (channel, pitch) → (velocity, on)
+        # (channel 0-15, pitch) → (velocity, note-on time in seconds)
+        self._held: dict[tuple[int, int], tuple[int, float]] = {}
         self._notes: list[PlayedNote] = []
         self._first_on = 0.0                            # first note-on of the phrase, seconds
         self._last_activity = 0.0
