@@ -351,7 +351,9 @@ class Riffd:
         """JACK notification thread: a receiver connected to riffd:out. While nothing sounds,
         send it All Notes Off / All Sound Off: notes a crashed riffd left on it end."""
         scheduler = self.scheduler
-        if scheduler is not None and not scheduler.sounding():
+        if scheduler is None:              # still starting: nothing can sound yet
+            self.ports.send_reset()
+        elif not scheduler.sounding():
             scheduler.send_reset()
 
     # -- callbacks from other threads ---------------------------------------------------------
