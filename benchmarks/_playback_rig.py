@@ -359,8 +359,11 @@ def counters(status: dict) -> dict:
                     return where[name]
         return None
 
-    return {"notes_sent": first("notes_sent"), "late_notes": first("notes_late", "late_notes"),
-            "events_dropped": first("events_dropped"), "xruns": first("xruns"),
+    # late_notes: events the scheduler handed to the port too late; notes_late: events the
+    # port wrote after their time (> 1 ms); missed_cycles: cycles JACK did not run riffd for
+    return {"notes_sent": first("notes_sent"), "late_notes": first("late_notes"),
+            "notes_late": first("notes_late"), "events_dropped": first("events_dropped"),
+            "xruns": first("xruns"), "missed_cycles": first("missed_cycles"),
             "sounding": first("sounding"), "realtime": status.get("realtime")}
 
 

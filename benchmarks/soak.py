@@ -6,8 +6,8 @@ receiving JACK client, then every ``--every`` seconds (30) samples:
 
 - the daemon's resident memory (VmRSS in /proc/PID/status, KiB),
 - note-ons sent (riffd's ``notes_sent`` counter; its ``note_on`` events as a fall-back) and
-  received at the other client, riffd's late notes and xruns (status counters, "n/a" where
-  riffd has none), xruns seen by the receiver's JACK client, the load average.
+  received at the other client, riffd's late notes, xruns and missed cycles (status counters,
+  "n/a" where riffd has none), xruns seen by the receiver's JACK client, the load average.
 
 The report gives the RSS growth in % from the first sample after ``--warmup`` seconds (120) to
 the end (target: under 2 %), notes lost (sent minus received, after a final drain), and writes
@@ -55,9 +55,8 @@ def sample(t: float, daemon, client, rx: ClientProcess, events: EventLog, watch:
     return {"t_s": round(t, 1), "rss_kib": rss_kib(daemon.proc.pid),
             "notes_sent": sent if sent is not None else events.on_count,
             "notes_received": received(rx)[0],
-            "late_notes": delta(now["late_notes"], start["late_notes"]),
-            "xruns": delta(now["xruns"], start["xruns"]),
-            "events_dropped": delta(now["events_dropped"], start["events_dropped"]),
+            **{key: delta(now[key], start[key]) for key in
+               ("late_notes", "notes_late", "xruns", "events_dropped", "missed_cycles")},
             "xruns_at_receiver": watch.count - start["rx_xruns"], "loadavg1": loadavg()[0]}
 
 
@@ -90,7 +89,8 @@ def plot(samples: list[dict], warmup_s: float, growth_pct: float | None, path: s
     top.set_ylabel("riffd RSS, MiB")
     top.set_title(f"RSS growth after warm-up: {fmt(growth_pct, '+.2f')} %", fontsize=9)
     top.legend(loc="lower right", fontsize=8)
-    for key, label in (("late_notes", "late notes (riffd)"), ("xruns", "xruns (riffd)"),
+    for key, label in (("notes_late", "written late (riffd)"),
+                       ("late_notes", "handed over late (riffd)"), ("xruns", "xruns (riffd)"),
                        ("xruns_at_receiver", "xruns (receiver)")):
         values = [s[key] for s in samples]
         if all(v is not None for v in values):
@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                         samples.append(row)
                         print(f"  {row['t_s']:7.0f} s  RSS {row['rss_kib']} KiB  sent "
                               f"{row['notes_sent']} received {row['notes_received']}  late "
-                              f"{fmt(row['late_notes'])}  load {row['loadavg1']}",
+                              f"{fmt(row['notes_late'])}/{fmt(row['late_notes'])}  "
+                              f"load {row['loadavg1']}",
                               file=sys.stderr)
                         next_at += args.every
                     c.stop()
@@ -171,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
                          "lost_note_ons": ons_sent - ons_received,
                          "note_offs_sent": events.off_count,
                          "note_offs_received": offs_received,
-                         "late_notes": delta(end["late_notes"], start["late_notes"]),
-                         "xruns": delta(end["xruns"], start["xruns"]),
-                         "events_dropped": delta(end["events_dropped"], start["events_dropped"]),
+                         **{key: delta(end[key], start[key]) for key in
+                            ("late_notes", "notes_late", "xruns", "events_dropped",
+                             "missed_cycles")},
                          "xruns_at_receiver": watch.count - start["rx_xruns"],
                          "sounding_at_end": end["sounding"], "realtime_status": end["realtime"]}
                 final["lost_note_offs"] = final["note_offs_sent"] - final["note_offs_received"]
@@ -199,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{'' if g['warmup_reached'] else '; warm-up not reached, measured from the start'})")
     print(f"  note-ons sent {final['note_ons_sent']}, received {final['note_ons_received']} "
           f"(lost {final['lost_note_ons']}); note-offs lost {final['lost_note_offs']}; late "
-          f"{fmt(final['late_notes'])}; xruns riffd {fmt(final['xruns'])} / receiver "
-          f"{final['xruns_at_receiver']} / jackd log {report['xrun_lines_in_jackd_log']}")
+          f"(written/handed over) {fmt(final['notes_late'])}/{fmt(final['late_notes'])}; "
+          f"xruns riffd {fmt(final['xruns'])} / receiver {final['xruns_at_receiver']} / "
+          f"jackd log {report['xrun_lines_in_jackd_log']}")
     for path in (args.json, args.plot):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(args.json, "w") as f:

@@ -14,7 +14,8 @@ Reported per run, for riffd and for the bare client alike:
   the PUB socket; bare client: the frame it asked for): |error| p50, p99, max in ms, and the
   signed median;
 - lost note-ons and note-offs (sent by its own record minus received), hanging notes at the end;
-- riffd's late notes, dropped events and xruns (status counters; "n/a" where riffd has none);
+- riffd's late notes (written late at the port; handed to the port late), dropped events,
+  xruns and missed cycles (status counters; "n/a" where riffd has none);
 - xruns seen by the receiver's JACK client (xrun callback) and lines in jackd's log;
 - the load average (os.getloadavg) at the end and the share of CPU time that was busy.
 
@@ -138,9 +139,8 @@ def run_once(realtime: bool, burn: int, burner: str, seconds: float, rate: int, 
                         events.on_count, events.off_count, sum(map(is_on, mine)),
                         sum(not is_on(m) for m in mine), [m.message for m in mine])
     riffd.update({"pub_note_on_events": events.on_count,
-                  "late_notes": delta(after["late_notes"], before["late_notes"]),
-                  "events_dropped": delta(after["events_dropped"], before["events_dropped"]),
-                  "xruns": delta(after["xruns"], before["xruns"]),
+                  **{key: delta(after[key], before[key]) for key in
+                     ("late_notes", "notes_late", "events_dropped", "xruns", "missed_cycles")},
                   "sounding_at_end": after["sounding"], "realtime_status": after["realtime"]})
     bare_report = note_report([(at, BASELINE_CHANNEL, p) for at, p in intended], ons(base),
                               len(intended), bare_offs, sum(map(is_on, base)),
@@ -157,7 +157,7 @@ def print_table(report: dict) -> None:
           f"({report['period_ms']:.2f} ms); 16ths at {report['bpm']:g} BPM; "
           f"{report['cpus']} CPUs")
     head = (f"{'run':<13}{'server':<13}{'load1':>6}{'busy%':>6}  {'sender':<6}{'n':>6}"
-            f"{'p50ms':>8}{'p99ms':>8}{'maxms':>8}{'late':>6}{'lost on/off':>13}{'hang':>5}"
+            f"{'p50ms':>8}{'p99ms':>8}{'maxms':>8}{'late p/h':>9}{'lost on/off':>13}{'hang':>5}"
             f"{'xruns r/rx/log':>16}")
     print(head)
     print("-" * len(head))
@@ -165,7 +165,8 @@ def print_table(report: dict) -> None:
         for who, key in (("riffd", "riffd"), ("bare", "bare_client")):
             s = r[key]
             e = s["note_on_error_ms"]
-            late = s.get("late_notes") if who == "riffd" else None
+            late = (f"{fmt(s.get('notes_late'))}/{fmt(s.get('late_notes'))}"
+                    if who == "riffd" else "")
             xr = (f"{fmt(s.get('xruns'))}/{r['xruns_at_receiver']}/{r['xrun_lines_in_jackd_log']}"
                   if who == "riffd" else "")
             lost = f"{fmt(s['lost_note_ons'])}/{fmt(s['lost_note_offs'])}"
@@ -174,10 +175,11 @@ def print_table(report: dict) -> None:
                   f"{(fmt(r['loadavg_end'][0]) if first else ''):>6}"
                   f"{(fmt(r['cpu_busy_percent']) if first else ''):>6}  {who:<6}{e['n']:>6}"
                   f"{fmt(e['p50'], '.3f'):>8}{fmt(e['p99'], '.3f'):>8}{fmt(e['max'], '.3f'):>8}"
-                  f"{(fmt(late) if who == 'riffd' else ''):>6}{lost:>13}"
+                  f"{late:>9}{lost:>13}"
                   f"{s['hanging_notes']:>5}{xr:>16}")
-    print("error = receiver's stamp of each note-on - its intended time; late = riffd's late "
-          "notes; xruns r/rx/log = riffd's counter / receiver's xrun callback / jackd log lines")
+    print("error: the receiver's stamp of each note-on minus its intended time. late p/h: riffd's "
+          "events written late at the port / handed to the port late. xruns r/rx/log: riffd's "
+          "counter / the receiver side's xrun callback / xrun lines in jackd's log")
 
 
 def main(argv: list[str] | None = None) -> int:
