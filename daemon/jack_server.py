@@ -37,7 +37,9 @@ SHM_DIR = Path("/dev/shm")
 REGISTRY = SHM_DIR / "jack-shm-registry"
 TOO_MANY_SERVERS = "Too many servers already active"
 # riffd's private servers: riffd-<tag>-<pid of the process that owns it>[-<anything>]
-OUR_NAME = re.compile(r"^riffd-[A-Za-z]+-(\d+)(?:-[\w.-]*)?$")
+OUR_NAME = re.compile(r"^riffd-[A-Za-z]+-(\d+)(?:-[A-Za-z0-9.-]*)?$")
+# /dev/shm files of a server: jack_<server>_<n>_<n> sockets, jack_sem.<uid>_<server>_<client>
+_SERVER_FILE = re.compile(r"^jack_(?:sem\.\d+_)?(riffd-[A-Za-z0-9.-]+)_")
 
 # Layout of JACK2's registry segment (common/shm.h, 1.9.x): a header with MAX_SERVERS server
 # slots {pid_t pid; char name[257]} (264 bytes with padding) after 24 bytes of magic, protocol,
@@ -144,7 +146,6 @@ def clean_stale_servers(registry: Path = REGISTRY, shm_dir: Path = SHM_DIR) -> l
     deadline = time.monotonic() + 2.0
     while any(map(_pid_alive, killed)) and time.monotonic() < deadline:
         time.sleep(0.02)
-    dead_names: list[str] = []
     try:
         with open(registry, "r+b") as f:
             data = bytearray(f.read())
@@ -161,7 +162,6 @@ def clean_stale_servers(registry: Path = REGISTRY, shm_dir: Path = SHM_DIR) -> l
                         continue
                     data[at:at + _SERVER_LEN] = bytes(_SERVER_LEN)
                     dead_pids.add(pid)
-                    dead_names.append(name)
                     done.append(f"cleared registry slot {slot} of dead server {name} (pid {pid})")
                 if entry_len >= 12:
                     for at in range(hdr_len, len(data) - entry_len + 1, entry_len):
@@ -184,13 +184,20 @@ def clean_stale_servers(registry: Path = REGISTRY, shm_dir: Path = SHM_DIR) -> l
         pass
     except OSError as exc:
         done.append(f"could not read JACK's registry {registry}: {exc}")
-    for name in dead_names:
-        for path in [*shm_dir.glob(f"jack_{name}_*"), *shm_dir.glob(f"jack_sem.*_{name}_*")]:
-            try:
-                path.unlink()
-                done.append(f"removed {path}")
-            except OSError:
-                pass
+    # sockets and semaphores of riffd-named servers that no longer run (a server that exits
+    # while clients are still connected leaves their semaphores behind, even when it exits
+    # cleanly)
+    live = {name for pid, name in registered_servers(registry) if _pid_alive(pid)}
+    live |= {name for _pid, name in _jackd_processes()}
+    for path in sorted(shm_dir.glob("jack_*")):
+        match = _SERVER_FILE.match(path.name)
+        if match is None or not OUR_NAME.match(match.group(1)) or match.group(1) in live:
+            continue
+        try:
+            path.unlink()
+            done.append(f"removed {path}")
+        except OSError:
+            pass
     return done
 
 

@@ -90,6 +90,9 @@ def test_stale_servers_are_cleaned_up():
         assert (killed_pid, killed.name) in registered_servers()
         assert list(SHM_DIR.glob(f"jack_{killed.name}_*"))
 
+        leftover = SHM_DIR / f"jack_sem.0_riffd-gone-{os.getpid()}_client"   # no such server
+        leftover.touch()
+
         done = clean_stale_servers()
 
         assert any(f"killed jackd {orphan_pid}" in line for line in done), done
@@ -102,6 +105,8 @@ def test_stale_servers_are_cleaned_up():
         assert not list(SHM_DIR.glob(f"jack_{killed.name}_*"))
         assert not list(SHM_DIR.glob(f"jack_sem.*_{killed.name}_*"))
         assert bystander.name in names and jack_server_running(bystander.env)
+        assert list(SHM_DIR.glob(f"jack_sem.*_{bystander.name}_*"))
+        assert not leftover.exists()
         # the same name starts again at once
         with JackServer(killed.name, realtime=False):
             assert jack_server_running(killed.env)

@@ -1,0 +1,112 @@
+"""The JACK server goes away and comes back while riffd plays.
+
+The test runs its OWN JACK server (not the session's), riffd playing continuously on it, and a
+separate JACK client (``daemon.midi_peer`` in its own process). The server is SIGKILLed: riffd's
+``status`` says the ports are gone and why, ``playing`` is false, ``start`` answers
+``unavailable`` with the reason, and a ``ports`` event goes out. A server is started again under
+the same name: riffd re-registers ``riffd-rs:out`` / ``riffd-rs:in`` by itself, a new client
+connected to ``riffd-rs:out`` receives notes again within 10 s, and after ``stop`` no note
+hangs.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from daemon.client import RiffdClient, RiffdError
+from daemon.jack_server import JackServer, clean_stale_servers
+from daemon.midi_peer import PeerProcess
+from daemon.process import DaemonProcess
+from daemon.recording import pair_notes
+
+ARGS = ["--midi-api", "jack", "--client-name", "riffd-rs", "--tempo", "200",
+        "--mode", "continuous", "--no-clock-out", "--log-level", "INFO"]
+
+
+def wait_until(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def note_ons(received):
+    return [m for m in received if m.message[0] & 0xF0 == 0x90 and m.message[2] > 0]
+
+
+def test_riffd_carries_on_when_the_jack_server_comes_back(tmp_path):
+    server = JackServer(f"riffd-restart-{os.getpid()}")
+    server.start()
+    env = server.env
+    log = tmp_path / "serve.log"
+    daemon = DaemonProcess(ARGS, env=env, log_path=log)
+    events: list[dict] = []
+    peers = []
+    try:
+        daemon.start()
+        peers.append(PeerProcess("restart-peer", "riffd-rs:out", env=env))
+        assert peers[0].wait_for(lambda r: peers[0].connections > 0, timeout=10)
+
+        def collect():
+            with RiffdClient(daemon.control) as client:
+                events.extend(client.subscribe(daemon.events, ["ports", "error"],
+                                               timeout_s=30))
+        threading.Thread(target=collect, daemon=True).start()
+        time.sleep(0.5)                               # the subscription reaches the publisher
+        with daemon.client() as c:
+            c.start()
+        assert peers[0].wait_for(lambda r: len(note_ons(r)) >= 4, timeout=20), log.read_text()
+
+        server.kill()                                 # SIGKILL: the server just disappears
+        peers[0].close()
+        with daemon.client() as c:
+            assert wait_until(lambda: not c.status()["ports"]["alive"], 10), log.read_text()
+            status = c.status()
+            assert status["playing"] is False
+            assert "JACK server went away" in status["ports"]["reason"]
+            with pytest.raises(RiffdError) as refused:
+                c.start()
+            assert refused.value.code == "unavailable"
+            assert "MIDI ports are gone" in str(refused.value)
+            assert "JACK server" in str(refused.value)
+            time.sleep(1.2)                           # riffd keeps trying meanwhile
+            assert not c.status()["ports"]["alive"]
+        assert wait_until(lambda: any(e["event"] == "ports" and e["alive"] is False
+                                      for e in events), 5), events
+
+        server.start()                                # the same name again
+        back_at = time.monotonic()
+        peers.append(PeerProcess("restart-peer-2", "riffd-rs:out", env=env))
+        peer = peers[1]
+        assert peer.wait_for(lambda r: len(note_ons(r)) >= 4, timeout=10), log.read_text()
+        assert time.monotonic() - back_at < 10 + 5    # peer start-up allowance
+        with daemon.client() as c:
+            status = c.status()
+            assert status["ports"] == {"api": "jack", "out": "riffd-rs:out", "in": "riffd-rs:in",
+                                       "alive": True}
+            assert status["playing"] is True
+            assert status["counters"]["port_losses"] == 1
+            assert status["counters"]["ports_opened"] == 2
+            c.stop()
+        deadline = time.monotonic() + 5
+        count = -1
+        while time.monotonic() < deadline and count != len(peer.received()):
+            count = len(peer.received())
+            time.sleep(0.5)                           # until nothing more arrives
+        assert pair_notes([(m.seconds, m.message) for m in peer.received()])[1] == 0
+        assert wait_until(lambda: any(e["event"] == "ports" and e["alive"] is True
+                                      for e in events), 5), events
+        with daemon.client() as c:
+            assert c.status()["counters"]["sounding"] == 0
+        assert daemon.shutdown() == 0, log.read_text()
+    finally:
+        for p in peers:
+            p.close()
+        daemon.kill()
+        server.stop()
+        clean_stale_servers()
