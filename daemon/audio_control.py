@@ -137,6 +137,11 @@ class AudioController:
         """True while the output stream runs."""
         return self.output is not None and self.output.active
 
+    @property
+    def server_gone(self) -> bool:
+        """True when the output's audio server (JACK) went away."""
+        return self.output is not None and self.output.server_gone
+
     def __enter__(self) -> "AudioController":
         return self.open()
 
@@ -171,11 +176,13 @@ class AudioController:
         if self.voice is None or self.output is None:
             return {"enabled": False, "error": self.unavailable}
         gen = self.generator
+        lost = ({"alive": False, "error": self.unavailable or "the audio server went away"}
+                if self.unavailable or self.output.server_gone else {"alive": True})
         return {"enabled": True, "device": self.output.device_name,
                 "sample_rate": self.output.samplerate, "blocksize": self.output.blocksize,
                 "latency_seconds": round(self.output.latency_seconds, 4),
                 "model": str(self.model_path), "model_sample_rate": gen.sample_rate,
-                "frame_seconds": gen.hop / gen.sample_rate, **self.voice.status()}
+                "frame_seconds": gen.hop / gen.sample_rate, **self.voice.status(), **lost}
 
     @staticmethod
     def _no_args(cmd: str, args: dict) -> None:

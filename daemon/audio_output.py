@@ -114,6 +114,8 @@ class AudioOutput:
         self._gain_now = 1.0             # owned by the callback
         self._fade_pos = 0
         self._stream = None
+        self._opened = False             # the stream was started (it then runs until close)
+        self._lost = False               # its server went away: PortAudio cannot come back
 
     # --- control side --------------------------------------------------------------------
     def open(self) -> "AudioOutput":
@@ -147,23 +149,43 @@ class AudioOutput:
             raise AudioUnavailable(f"cannot open {info['name']!r} at {rate} Hz ({exc}); the "
                                    "rate must be the device's (JACK's) rate: "
                                    f"{NO_DEVICE_HINT}") from exc
+        self._opened = True
         log.info("audio output %s at %d Hz, block %s, latency %.1f ms", self.device_name, rate,
                  self.blocksize, 1000 * self._stream.latency)
+
+    @property
+    def server_gone(self) -> bool:
+        """True when the stream stopped by itself: its server (JACK) went away. The stream
+        runs from open() to close() (silence while idle), so it never stops otherwise."""
+        return self._stream is not None and self._opened and not self._stream.active
+
+    def _abandon(self) -> None:
+        """Forget a stream whose JACK server died without touching PortAudio: with the
+        server gone, PortAudio's abort, close and terminate wait forever (measured with
+        PortAudio 19.6 / JACK2 1.9.21). Its exit handler is disarmed for the same reason."""
+        import sounddevice as sd
+        self._stream = None
+        self._opened = False
+        sd._initialized = 0
 
     def reopen(self) -> "AudioOutput":
         """Open the stream again after the audio server (JACK) went away and came back.
 
-        The old stream is abandoned, PortAudio is re-initialised (it caches its devices and
-        its JACK client) and a new stream reads the same ring, so the voice feeding it carries
-        on. AudioUnavailable while there is still no device, or when the server came back at
-        another rate (restart riffd then)."""
-        old, self._stream = self._stream, None
-        if old is not None:
-            try:
-                old.abort()
-                old.close()
-            except Exception as exc:          # the server it talked to is gone
-                log.info("old audio stream: %s", exc)
+        A stream that is still running is kept. One whose server died cannot be re-opened
+        in this process: PortAudio would have to be re-initialised (sounddevice's _terminate
+        / _initialize, as it caches its devices and its JACK client), and with the old
+        server gone PortAudio's terminate waits forever. AudioUnavailable then says to restart
+        riffd; the MIDI voices carry on."""
+        if self._stream is not None and not self.server_gone:
+            return self
+        if self._stream is not None:
+            self._abandon()
+            self._lost = True
+        if self._lost:
+            raise AudioUnavailable("the audio server (JACK) went away while the audio voice "
+                                   "played; PortAudio cannot re-attach to a new server in the "
+                                   "same process: restart riffd to get the audio voice back "
+                                   "(the MIDI voices carry on)")
         sd = rescan_devices(self.client_name)
         info = find_output_device(sd, self.device)
         rate = int(info["default_samplerate"])
@@ -177,6 +199,9 @@ class AudioOutput:
     def close(self) -> None:
         """Stop the stream and release PortAudio (its JACK client leaves the graph, and no
         exit handler touches a JACK server that may be gone by then)."""
+        if self._stream is not None and self.server_gone:
+            self._abandon()
+            return
         if self._stream is not None:
             import sounddevice as sd
             try:

@@ -237,6 +237,7 @@ class JackMidiPorts(MidiPorts):
         self._inport = None
         self._alive = False
         self._shutdown_reason = ""
+        self._server_gone = ""                # why the server went away, until re-opened
         self._seq = itertools.count()
         # send() appends (at, seq, data) from any thread; the process callback drains it into
         # _pending, kept sorted by (at, seq) so events leave in time order.
@@ -264,9 +265,9 @@ class JackMidiPorts(MidiPorts):
     def reason(self) -> str:
         if self.alive:
             return ""
-        if not self._is_open:
-            return self._shutdown_reason or "ports closed"
-        return f"the JACK server went away ({self._shutdown_reason or 'shutdown'})"
+        if self._server_gone:
+            return f"the JACK server went away ({self._server_gone})"
+        return self._shutdown_reason or "ports closed"
 
     def _open(self, client_name: str, out_name: str, in_name: str) -> None:
         try:
@@ -299,6 +300,7 @@ class JackMidiPorts(MidiPorts):
             self._in_step, self._held = STEADY_CALLS, 0
             self._origins.clear()
             self._shutdown_reason = ""
+            self._server_gone = ""
             self._alive = True
             self._dispatcher = threading.Thread(target=self._dispatch_input,
                                                 name=f"{client_name}-midi-in", daemon=True)
@@ -425,6 +427,7 @@ class JackMidiPorts(MidiPorts):
     def _on_shutdown(self, status, reason: str) -> None:
         # Runs on a JACK thread, like a signal handler: only set flags.
         self._shutdown_reason = reason
+        self._server_gone = reason or "shutdown"    # kept until the ports open again
         self._alive = False
         hook = self.on_shutdown
         if hook is not None:

@@ -75,7 +75,9 @@ def test_riffd_carries_on_when_the_jack_server_comes_back(tmp_path):
             assert "MIDI ports are gone" in str(refused.value)
             assert "JACK server" in str(refused.value)
             time.sleep(1.2)                           # riffd keeps trying meanwhile
-            assert not c.status()["ports"]["alive"]
+            status = c.status()
+            assert not status["ports"]["alive"]
+            assert "JACK server went away" in status["ports"]["reason"]
         assert wait_until(lambda: any(e["event"] == "ports" and e["alive"] is False
                                       for e in events), 5), events
 
@@ -107,6 +109,34 @@ def test_riffd_carries_on_when_the_jack_server_comes_back(tmp_path):
     finally:
         for p in peers:
             p.close()
+        daemon.kill()
+        server.stop()
+        clean_stale_servers()
+
+
+def test_the_audio_voice_says_when_its_server_went_away_and_riffd_still_stops(tmp_path):
+    """PortAudio cannot re-attach to a new JACK server in the same process (its terminate
+    waits forever on the dead one): the audio voice says so and how to get it back, the MIDI
+    voices carry on, and riffd still stops cleanly."""
+    server = JackServer(f"riffd-audio-restart-{os.getpid()}")
+    server.start()
+    log = tmp_path / "serve.log"
+    daemon = DaemonProcess(ARGS + ["--audio"], env=server.env, log_path=log)
+    try:
+        daemon.start()
+        with daemon.client() as c:
+            c.request("audio_start")
+            assert wait_until(lambda: c.status()["audio"]["seconds_played"] > 0.2, 20)
+            assert c.status()["audio"]["alive"] is True
+            server.kill()
+            assert wait_until(lambda: c.status()["audio"]["alive"] is False, 10)
+            server.start()
+            assert wait_until(lambda: c.status()["ports"]["alive"], 10), log.read_text()
+            audio = c.status()["audio"]
+            assert audio["alive"] is False and "restart riffd" in audio["error"]
+            assert c.start()["playing"] is True              # the MIDI voices carry on
+        assert daemon.shutdown(timeout_s=20) == 0, log.read_text()
+    finally:
         daemon.kill()
         server.stop()
         clean_stale_servers()
