@@ -91,6 +91,7 @@ class Riffd:
         self.port_losses = 0                      # times the MIDI ports went away
         self._next_reopen = 0.0                   # monotonic s of the next reconnection try
         self._xrun_published = 0.0                # monotonic s of the last xrun event
+        self._notes_at_open = 0                   # notes_sent when the ports last opened
         self.running_status = RunningStatus()   # MIDI in (dispatcher thread only)
         self.routes = {
             "status": lambda cmd, args: self.status(), "start": self._start, "stop": self._stop,
@@ -325,6 +326,7 @@ class Riffd:
             return
         self.scheduler.reset_sounding()   # the old server's notes died with it
         self.scheduler.send_reset()
+        self._notes_at_open = self.scheduler.notes_sent
         down_s = now - self.ports_lost_at
         self.ports_lost_at = None
         log.info("MIDI ports back as %s / %s after %.1f s", ports.out_port_name,
@@ -348,12 +350,13 @@ class Riffd:
                                    "delay_us": round(float(delayed_usecs), 1)})
 
     def _on_out_connected(self, other: str) -> None:
-        """JACK notification thread: a receiver connected to riffd:out. While nothing sounds,
-        send it All Notes Off / All Sound Off: notes a crashed riffd left on it end."""
+        """JACK notification thread: a receiver connected to riffd:out. Until riffd plays its
+        first note on these ports, send it All Notes Off / All Sound Off: notes that a crashed
+        riffd left on it end (once riffd plays, a connection resets nothing)."""
         scheduler = self.scheduler
         if scheduler is None:              # still starting: nothing can sound yet
             self.ports.send_reset()
-        elif not scheduler.sounding():
+        elif scheduler.notes_sent == self._notes_at_open and not scheduler.sounding():
             scheduler.send_reset()
 
     # -- callbacks from other threads ---------------------------------------------------------
