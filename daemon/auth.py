@@ -173,7 +173,7 @@ def check_key(text: str | bytes) -> bytes:
     except (ValueError, KeyError, TypeError):
         ok = False
     if not ok:
-        raise ValueError(f"{key[:60]!r} is not a CURVE public key: a key is {KEY_CHARS} "
+        raise ValueError(f"{key[:60].decode(errors='replace')!r} is not a CURVE public key: a key is {KEY_CHARS} "
                          f"characters of Z85 text, as `riffd keys` prints them")
     return key
 

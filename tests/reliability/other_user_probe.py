@@ -1,4 +1,4 @@
-"""Another local user's attempts on someone else's riffd (run by tests/reliability/test_other_user.py).
+"""Another local user's attempts on someone else's riffd (for tests/reliability/test_other_user.py).
 
 Runs as uid 65534 on Debian's /usr/bin/python3 with python3-zmq, so it imports nothing from riffd
 (the project's .venv is out of that user's reach). ``python3 other_user_probe.py PLAN.json``
