@@ -154,3 +154,23 @@ def test_any_other_key_gets_nothing_until_it_is_allowed(offhost):
         assert c.ping()["pong"] is True          # no restart: the allow-list is read per client
     log = (offhost.log_path).read_text()
     assert f"refused a client with key {public.decode()}" in log
+
+
+def test_which_endpoints_count_as_reachable_and_where_events_are():
+    assert auth.is_loopback("tcp://127.0.0.1:5555") and auth.is_loopback("tcp://[::1]:5555")
+    assert auth.is_loopback("tcp://localhost:5555")
+    for endpoint in ("tcp://0.0.0.0:5555", "tcp://*:5555", "tcp://192.168.1.20:5555",
+                     "tcp://studio.local:5555", "tcp://eth0:5555"):
+        assert not auth.is_loopback(endpoint), endpoint
+    assert auth.events_endpoint_for("tcp://studio.local:5555") == "tcp://studio.local:5556"
+    assert auth.events_endpoint_for("ipc:///run/user/1000/riffd/control") == \
+        "ipc:///run/user/1000/riffd/events"
+
+
+def test_a_secret_key_others_can_read_is_refused(tmp_path):
+    folder = tmp_path / "riffd"
+    auth.key_pair("server", folder)
+    os.chmod(folder / "server.key_secret", 0o644)
+    with pytest.raises(auth.SecurityError) as err:
+        auth.key_pair("server", folder)
+    assert f"chmod 600 {folder / 'server.key_secret'}" in str(err.value)
