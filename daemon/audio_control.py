@@ -2,8 +2,9 @@
 run the audio voice, answer control commands.
 
     controller = AudioController(model_path=None, device=None, blocksize=256,
-                                 latency="low", torch_device="cpu")
+                                 latency="low", torch_device="cpu", client_name="riffd-audio")
     controller.open()                  # AudioUnavailable (with the fix) when there is no device
+    controller.watch()                 # main loop, every 0.25 s: re-attach after a JACK restart
     controller.handle("audio_start", {})
     controller.handle("audio_gain", {"db": -6})
     controller.status()
@@ -18,17 +19,26 @@ message that names the argument and its range):
                                                      continue from this clip (mono or mixed)
   audio_gain    {"gain": float 0–2} | {"db": float -60–6}   output gain, ramped over a block
   audio_status  {}                                   the same dict as status()
+
+The output: with no ``device`` and a JACK server running, riffd's own JACK client
+``client_name`` (``daemon.audio_jack``), which re-attaches when the server comes back; any other
+output (``device`` given, or no JACK server) through PortAudio (``daemon.audio_output``).
 """
 from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 
 import numpy as np
 
-from daemon.audio_output import AudioOutput, AudioUnavailable
+from daemon.audio_jack import JackAudioOutput, JackServerMissing
+from daemon.audio_output import AudioOutput
+from daemon.audio_sink import AudioSink, AudioUnavailable
 from daemon.audio_voice import AudioVoice
+from engine.checkpoint import CheckpointError, ModelLimits
+from engine.safe_files import MB, FileRefused, open_regular
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +46,8 @@ BUNDLED_SPECTRAL_MODEL = (Path(__file__).resolve().parent.parent / "engine" / "m
                           / "spectral_default.safetensors")
 MAX_GAIN, MIN_DB, MAX_DB = 2.0, -60.0, 6.0
 MAX_SEED_SECONDS = 60.0
+MAX_SEED_FILE_BYTES = 64 * MB       # a minute of 96 kHz stereo float32 WAV is 46 MB
+REOPEN_EVERY_S = 0.5                # while the audio server is gone, try to re-attach this often
 MIN_SEED_RATE, MAX_SEED_RATE = 4000, 192000
 COMMANDS = ("audio_start", "audio_stop", "audio_seed", "audio_gain", "audio_status")
 
@@ -47,57 +59,78 @@ class AudioCommandError(ValueError):
 
 
 def read_clip(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read an audio file (WAV, FLAC, OGG, MP3 where libsndfile can) as mono float32 and its
-    rate in Hz; AudioCommandError naming the file when it cannot be read."""
+    """Read the last MAX_SEED_SECONDS of an audio file (WAV, FLAC, OGG, MP3 where libsndfile
+    can) as mono float32 and its rate in Hz. Only a regular file of at most
+    MAX_SEED_FILE_BYTES is opened (a FIFO or a device is refused at once, never waited on);
+    AudioCommandError naming the file and the fix otherwise."""
     import soundfile as sf
-    path = Path(path)
-    if not path.is_file():
-        raise AudioCommandError(f"seed file {str(path)!r} does not exist (give a path the "
-                                "daemon can read, or send samples)")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)   # (S, channels)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        f = open_regular(path, MAX_SEED_FILE_BYTES,
+                         "trim the clip to a minute or less, or send samples")
+    except FileRefused as exc:
+        raise AudioCommandError(f"seed file refused: {exc} (give a WAV, FLAC or OGG file "
+                                "the daemon can read, or send samples)") from None
+    try:
+        with f, sf.SoundFile(f) as clip:
+            rate = int(clip.samplerate)
+            keep = int(MAX_SEED_SECONDS * rate)          # the model needs the end only
+            if clip.frames > keep and clip.seekable():
+                clip.seek(clip.frames - keep)
+            data = clip.read(keep, dtype="float32", always_2d=True)     # (S, channels)
+    except (RuntimeError, TypeError, ValueError, OSError) as exc:   # LibsndfileError too
         raise AudioCommandError(f"seed file {str(path)!r} cannot be read as audio ({exc}); "
-                                "use WAV, FLAC or OGG") from exc
-    return data.mean(axis=1), int(rate)
+                                "use WAV, FLAC or OGG") from None
+    return data.mean(axis=1), rate
 
 
 class AudioController:
     """The audio voice of ``riffd serve``: model → voice thread → ring → output stream.
 
-    model_path: a spectral_lstm checkpoint (None = the bundled one). device: output name or
-    index (None = the default output, JACK when it runs). blocksize: frames per callback.
-    latency: seconds or ``low`` / ``high``. torch_device: ``cpu``, ``cuda``, ``auto``.
+    model_path: a spectral_lstm checkpoint (None = the bundled one), checked against
+    ``limits`` (file size, parameter count) like a MIDI voice's. device: a PortAudio output name
+    or index (None = riffd's own JACK client when a JACK server runs, else PortAudio's default
+    output). blocksize: frames per PortAudio callback (JACK's period on JACK). latency: seconds
+    or ``low`` / ``high`` (PortAudio). torch_device: ``cpu``, ``cuda``, ``auto``.
+    client_name: the JACK client's name (riffd's ``--client-name`` + ``-audio``).
     """
 
-    def __init__(self, model_path: str | None, device: str | None, blocksize: int,
-                 latency: float | str, torch_device: str):
+    def __init__(self, model_path: str | None, device: str | int | None, blocksize: int,
+                 latency: float | str, torch_device: str, client_name: str = "riffd-audio",
+                 limits: ModelLimits | None = None):
         self.model_path = Path(model_path) if model_path else BUNDLED_SPECTRAL_MODEL
         self.device = device
         self.blocksize = blocksize
         self.latency = latency
         self.torch_device = torch_device
-        self.output: AudioOutput | None = None
+        self.client_name = client_name
+        self.limits = limits or ModelLimits()
+        self.output: AudioSink | None = None
         self.voice: AudioVoice | None = None
         self.generator = None
-        self.unavailable: str | None = None     # why open() found no device, for status()
+        self.unavailable: str | None = None     # why the output is off, for status()
+        self.losses = 0                         # times the output's server went away
+        self._lost_at: float | None = None      # monotonic s when it went away
+        self._next_reopen = 0.0                 # monotonic s of the next re-attach try
 
     def open(self) -> "AudioController":
         """Load the model and open the output; AudioUnavailable when there is no device
         (the model is loaded first, so a bad checkpoint is reported as such)."""
         from engine.devices import resolve_device
-        from engine.loading import load_model
+        from engine.loading import WrongKindError, load_model
         from engine.spectral_generator import SpectralGenerator
-        model, metadata = load_model(self.model_path)
+        try:
+            model, metadata = load_model(self.model_path, self.limits, kind="audio")
+        except WrongKindError as exc:
+            raise CheckpointError(f"{exc}: --audio-model needs a spectral_lstm checkpoint (a "
+                                  "MIDI model goes to --model or add_voice)") from None
         if metadata.get("family") != SpectralGenerator.family:
-            raise ValueError(f"{self.model_path} is a {metadata.get('family')} model; "
-                             "--audio-model needs a spectral_lstm checkpoint")
+            raise CheckpointError(f"{self.model_path} is a {metadata.get('family')} model; "
+                                  "--audio-model needs a spectral_lstm checkpoint")
         self.generator = SpectralGenerator.from_metadata(model, metadata,
                                                          resolve_device(self.torch_device))
         self.generator.path = self.model_path
-        output = AudioOutput(self.device, blocksize=self.blocksize, latency=self.latency)
         try:
-            output.open()
+            output = self._open_output()
         except AudioUnavailable as exc:
             self.unavailable = str(exc)
             raise
@@ -108,6 +141,17 @@ class AudioController:
             self.output.close()
             raise
         return self
+
+    def _open_output(self) -> AudioSink:
+        """riffd's own JACK client when no device is named and a JACK server runs; PortAudio
+        otherwise (a named device, or no JACK server: ALSA, CoreAudio, WASAPI...)."""
+        if self.device is None:
+            try:
+                return JackAudioOutput(self.client_name).open()
+            except JackServerMissing as exc:
+                log.info("audio output: %s; trying PortAudio's default output", exc)
+        return AudioOutput(self.device, blocksize=self.blocksize, latency=self.latency,
+                           client_name=self.client_name).open()
 
     def close(self) -> None:
         """Fade out, end the voice thread, close the stream."""
@@ -123,18 +167,60 @@ class AudioController:
     def reopen(self) -> None:
         """Reconnect the output after the audio server came back (the voice carries on);
         AudioUnavailable while it is still missing."""
-        if self.output is None:
+        output = self.output
+        if output is None:
             raise AudioUnavailable(self.unavailable or "the audio output was never opened")
         try:
-            self.output.reopen()
+            output.reopen()
         except AudioUnavailable as exc:
-            self.unavailable = str(exc)
+            self.unavailable = f"{output.reason}: {exc}" if output.reason else str(exc)
             raise
         self.unavailable = None
 
+    def watch(self) -> str | None:
+        """The daemon's main loop calls this every 0.25 s: notice that the output's server
+        went away (say so once) and try to re-attach every REOPEN_EVERY_S seconds, under the
+        same client and port names. Returns "lost" or "back" when that changed, else None."""
+        output = self.output
+        if output is None:
+            return None
+        now = time.monotonic()
+        if output.active:
+            if self._lost_at is None:
+                return None
+            log.info("audio output back as %s after %.1f s", ", ".join(
+                getattr(output, "port_names", []) or [output.device_name]), now - self._lost_at)
+            self._lost_at, self.unavailable = None, None
+            return "back"
+        if not output.server_gone:
+            return None                          # closed on purpose
+        if self._lost_at is None:
+            self._lost_at, self._next_reopen = now, now + REOPEN_EVERY_S
+            self.losses += 1
+            self.unavailable = (f"{output.reason}; riffd tries to re-attach the audio voice every "
+                                f"{REOPEN_EVERY_S:g} s: start the JACK server again (same name) "
+                                "and it carries on; the MIDI voices are not affected")
+            log.error("audio voice: %s", self.unavailable)
+            return "lost"
+        if now < self._next_reopen:
+            return None
+        self._next_reopen = now + REOPEN_EVERY_S
+        try:
+            output.reopen()
+        except JackServerMissing as exc:         # still gone: keep saying so, try again
+            log.debug("audio output not back yet: %s", exc)
+            return None
+        except AudioUnavailable as exc:          # back, but unusable: say why and how to fix
+            message = f"{output.reason}: {exc}"
+            if message != self.unavailable:
+                log.error("audio voice: %s", message)
+            self.unavailable = message
+            return None
+        return self.watch()
+
     @property
     def alive(self) -> bool:
-        """True while the output stream runs."""
+        """True while the output runs."""
         return self.output is not None and self.output.active
 
     @property
@@ -175,14 +261,22 @@ class AudioController:
         """Audio state: device, rates, buffer, underflows, real-time factor…"""
         if self.voice is None or self.output is None:
             return {"enabled": False, "error": self.unavailable}
-        gen = self.generator
-        lost = ({"alive": False, "error": self.unavailable or "the audio server went away"}
-                if self.unavailable or self.output.server_gone else {"alive": True})
-        return {"enabled": True, "device": self.output.device_name,
-                "sample_rate": self.output.samplerate, "blocksize": self.output.blocksize,
-                "latency_seconds": round(self.output.latency_seconds, 4),
+        gen, output = self.generator, self.output
+        voice = self.voice.status()
+        alive = output.active
+        if alive:
+            lost = {"alive": True}
+        else:
+            voice["playing"] = False                 # nothing sounds while the output is down
+            lost = {"alive": False,
+                    "error": self.unavailable or output.reason or "the audio output is down"}
+        return {"enabled": True, "backend": output.backend, "device": output.device_name,
+                "ports": list(getattr(output, "port_names", [])),
+                "sample_rate": output.samplerate, "blocksize": output.blocksize,
+                "latency_seconds": round(output.latency_seconds, 4),
                 "model": str(self.model_path), "model_sample_rate": gen.sample_rate,
-                "frame_seconds": gen.hop / gen.sample_rate, **self.voice.status(), **lost}
+                "frame_seconds": gen.hop / gen.sample_rate, "losses": self.losses,
+                **voice, **lost}
 
     @staticmethod
     def _no_args(cmd: str, args: dict) -> None:

@@ -1,16 +1,12 @@
-"""The audio sink: a sounddevice ``OutputStream`` whose callback reads an ``AudioRing``.
+"""The PortAudio sink: a sounddevice ``OutputStream`` whose callback plays an ``AudioRing``
+through :meth:`daemon.audio_sink.AudioSink.render` (the block logic every sink shares).
 
-The callback (PortAudio's thread) only copies samples out of the ring with numpy slice
-assignments and scales them in place with preallocated ramps: no allocation of sample
-buffers, no lock, nothing that can wait on the generator. When the ring runs dry while
-playing, the rest of the block is silence and one underflow is counted; PortAudio's own
-underflow flags are counted apart (``device_underflows``).
+riffd uses it for outputs other than a running JACK server (ALSA or PulseAudio on a Linux
+desktop, CoreAudio, WASAPI) and for any output named with ``--audio-device``; a JACK server is
+played through ``daemon.audio_jack`` instead, which can re-attach when the server comes back.
+PortAudio's own underflow flags are counted in ``device_underflows``.
 
-Playing and stopping are requests the callback picks up at its next block: ``play()`` starts
-reading the ring, ``fade_out()`` ramps the output to zero over ``fade_seconds`` (a few ms, no
-click), then drops whatever is left in the ring and goes idle (silence, no underflows).
-
-On JACK, PortAudio's client is named ``client_name`` (``riffd-audio``), with ports
+On PortAudio's JACK device its client is named ``client_name`` (``riffd-audio``), with ports
 ``riffd-audio:out_0`` / ``out_1`` connected to ``system:playback_*``; the stream's rate must be
 the server's, which is the device's default rate (used when ``samplerate`` is None).
 """
@@ -21,19 +17,13 @@ import logging
 
 import numpy as np
 
-from daemon.audio_ring import AudioRing
+from daemon.audio_sink import NO_DEVICE_HINT, AudioSink, AudioUnavailable
 
 log = logging.getLogger(__name__)
 
-NO_DEVICE_HINT = ("start JACK (`jackd -d dummy -r 48000 -p 256`, or your sound card's driver) "
-                  "or pick an output with --audio-device NAME|INDEX (`python -m sounddevice` "
-                  "lists them)")
-_IDLE, _PLAYING, _FADING = 0, 1, 2
+__all__ = ["AudioOutput", "AudioUnavailable", "NO_DEVICE_HINT", "find_output_device",
+           "rescan_devices"]
 _client_name_buffer = None          # PortAudio keeps the pointer: keep the bytes alive
-
-
-class AudioUnavailable(RuntimeError):
-    """No usable audio output; the message names the fix. MIDI voices are unaffected."""
 
 
 def _set_jack_client_name(sd, name: str) -> None:
@@ -83,36 +73,28 @@ def find_output_device(sd, device: str | int | None) -> dict:
                                f"{names}. Pick one with --audio-device NAME|INDEX") from exc
 
 
-class AudioOutput:
-    """A running output stream fed by ``self.ring`` (mono, copied to every channel), a ring of
-    ``ring_seconds`` made by :meth:`open` once the device's rate is known.
+class AudioOutput(AudioSink):
+    """A running PortAudio output stream fed by ``self.ring`` (mono, copied to every channel),
+    a ring of ``ring_seconds`` made by :meth:`open` once the device's rate is known.
 
     device: name / index / None (default output). samplerate: Hz, None = the device's own
     (the JACK server's). blocksize: frames per callback (0 = PortAudio's choice). latency:
     seconds or ``low`` / ``high``. fade_seconds: stop ramp length.
     """
 
+    backend = "portaudio"
+
     def __init__(self, device: str | int | None = None, samplerate: int | None = None,
                  blocksize: int = 256, latency: float | str = "low", channels: int = 2,
                  fade_seconds: float = 0.005, ring_seconds: float = 2.0,
                  client_name: str = "riffd-audio"):
-        self.ring: AudioRing | None = None        # made by open(), at the device's rate
-        self.ring_seconds = ring_seconds
+        super().__init__(fade_seconds, ring_seconds)
         self.device = device
         self.samplerate = samplerate
         self.blocksize = blocksize
         self.latency = latency
         self.channels = channels
-        self.fade_seconds = fade_seconds
         self.client_name = client_name
-        self.device_name = ""
-        self.gain = 1.0                  # target gain, written by control, read by the callback
-        self.device_underflows = 0       # PortAudio output_underflow flags
-        self.callbacks = 0
-        self._want_play = False          # written by control, read by the callback
-        self._mode = _IDLE               # owned by the callback
-        self._gain_now = 1.0             # owned by the callback
-        self._fade_pos = 0
         self._stream = None
         self._opened = False             # the stream was started (it then runs until close)
         self._lost = False               # its server went away: PortAudio cannot come back
@@ -124,14 +106,7 @@ class AudioOutput:
         sd = rescan_devices(self.client_name)
         info = find_output_device(sd, self.device)
         self.device_name = info["name"]
-        rate = int(self.samplerate or info["default_samplerate"])
-        self.samplerate = rate
-        max_block = max(self.blocksize or 0, 8192)
-        fade_len = max(1, int(self.fade_seconds * rate))
-        self.ring = AudioRing(int(self.ring_seconds * rate))
-        self._fade = np.linspace(1.0, 0.0, fade_len, endpoint=False).astype(np.float32)
-        self._ramp = np.arange(max_block, dtype=np.float32)       # 0, 1, … for gain ramps
-        self._scratch = np.zeros(max_block, dtype=np.float32)
+        self._prepare(int(self.samplerate or info["default_samplerate"]))
         self._start_stream(sd, info)
         return self
 
@@ -157,7 +132,8 @@ class AudioOutput:
     def server_gone(self) -> bool:
         """True when the stream stopped by itself: its server (JACK) went away. The stream
         runs from open() to close() (silence while idle), so it never stops otherwise."""
-        return self._stream is not None and self._opened and not self._stream.active
+        return self._lost or (self._stream is not None and self._opened
+                              and not self._stream.active)
 
     def _abandon(self) -> None:
         """Forget a stream whose JACK server died without touching PortAudio: with the
@@ -218,22 +194,6 @@ class AudioOutput:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def play(self) -> None:
-        """Start reading the ring at the next block."""
-        self._want_play = True
-
-    def fade_out(self) -> None:
-        """Ramp to silence over ``fade_seconds``, then drop the ring's content and go idle."""
-        self._want_play = False
-
-    @property
-    def idle(self) -> bool:
-        return self._mode == _IDLE
-
-    @property
-    def playing(self) -> bool:
-        return self._mode == _PLAYING
-
     @property
     def latency_seconds(self) -> float:
         return float(self._stream.latency) if self._stream is not None else 0.0
@@ -242,45 +202,19 @@ class AudioOutput:
     def active(self) -> bool:
         return self._stream is not None and self._stream.active
 
+    @property
+    def reason(self) -> str:
+        if self.active:
+            return ""
+        if self._lost or self.server_gone:
+            return "the audio server (JACK) went away under PortAudio"
+        return "the audio output is closed"
+
     # --- PortAudio's thread --------------------------------------------------------------
     def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
         """outdata: (frames, channels) float32, filled in place."""
-        self.callbacks += 1
         if status.output_underflow:
             self.device_underflows += 1
-        mode = self._mode
-        if mode == _IDLE and self._want_play:
-            mode = _PLAYING
-            self._gain_now = self.gain
-        elif mode == _PLAYING and not self._want_play:
-            mode, self._fade_pos = _FADING, 0
-        out = outdata[:, 0]                                          # (frames,) view
-        if mode == _IDLE:
-            outdata.fill(0.0)
-            self._mode = mode
-            return
-        self.ring.read_into(out, count_underflow=mode == _PLAYING)
-        target, now = self.gain, self._gain_now
-        if target != now:                                            # linear gain ramp
-            if frames <= len(self._ramp):
-                ramp = self._scratch[:frames]
-                np.multiply(self._ramp[:frames], (target - now) / frames, out=ramp)
-                ramp += now
-                out *= ramp
-            else:
-                out *= target
-            self._gain_now = target
-        elif now != 1.0:
-            out *= now
-        if mode == _FADING:
-            pos = self._fade_pos
-            k = min(frames, len(self._fade) - pos)
-            out[:k] *= self._fade[pos:pos + k]
-            out[k:] = 0.0
-            self._fade_pos = pos + k
-            if self._fade_pos >= len(self._fade):
-                mode = _IDLE
-                self.ring.discard()
+        self.render(outdata[:, 0])                                   # (frames,) view
         if outdata.shape[1] > 1:
             outdata[:, 1:] = outdata[:, :1]
-        self._mode = mode

@@ -227,7 +227,8 @@ class Riffd:
         if device is not None and device.isdigit():
             device = int(device)
         controller = AudioController(cfg.audio_model or None, device, cfg.audio_blocksize,
-                                     latency, cfg.device)
+                                     latency, cfg.device, client_name=f"{cfg.client_name}-audio",
+                                     limits=self._model_limits())
         try:
             controller.open()
         except AudioUnavailable as exc:
@@ -299,7 +300,13 @@ class Riffd:
         """Main loop, every 0.25 s: notice when the MIDI ports went away (the JACK server
         stopped), say so once, and try to open them again every REOPEN_EVERY_S seconds under
         the same names. When they are back: forget the old server's sounding notes, send All
-        Notes Off / All Sound Off, reconnect the audio voice, and carry on."""
+        Notes Off / All Sound Off, and carry on. The audio voice watches its own output the
+        same way (AudioController.watch: its JACK client re-attaches every 0.5 s)."""
+        if self.audio is not None:
+            try:
+                self.audio.watch()
+            except Exception:             # never let the audio side stop the main loop
+                log.exception("audio voice: re-attaching the output failed")
         ports = self.ports
         if ports is None or ports.alive:
             return
@@ -333,13 +340,6 @@ class Riffd:
                  ports.in_port_name, down_s)
         self._publish("ports", {"alive": True, "reason": "", "out": ports.out_port_name,
                                 "in": ports.in_port_name, "down_s": round(down_s, 3)})
-        if self.audio is not None:
-            from daemon.audio_control import AudioUnavailable
-            try:
-                self.audio.reopen()
-                log.info("audio output back")
-            except AudioUnavailable as exc:
-                log.error("audio voice still off: %s", exc)
 
     def _on_xrun(self, delayed_usecs: float) -> None:
         """JACK notification thread: count (the port does) and publish, at most 10 a second."""

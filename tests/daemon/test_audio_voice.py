@@ -1,18 +1,24 @@
-"""The audio voice streams the bundled spectral model to the JACK audio device (dummy driver,
-48 kHz, 256-frame periods) through sounddevice; a separate JACK client records it."""
+"""The audio voice streams the bundled spectral model to a JACK server (dummy driver, 48 kHz,
+256-frame periods) through riffd's own JACK client (the JACK sink), and through PortAudio's JACK
+device when one is named (the PortAudio sink); a separate JACK client records it. Seed files and
+audio models pass the same file checks as MIDI models."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from daemon.audio_control import BUNDLED_SPECTRAL_MODEL, AudioCommandError, AudioController
+from daemon.audio_control import (BUNDLED_SPECTRAL_MODEL, MAX_SEED_FILE_BYTES, AudioCommandError,
+                                  AudioController)
 from daemon.audio_ring import AudioRing
+from engine.checkpoint import CheckpointError, ModelLimits
+from engine.loading import BUNDLED_MODEL
 
 pytestmark = pytest.mark.jack
 
@@ -28,14 +34,24 @@ def _ports(env: dict) -> list[str]:
     return done.stdout.split()
 
 
+def _record(port: str, seconds: float, wav, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(["jack_rec", "-f", str(wav), "-d", str(seconds), port], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 def test_streams_5_seconds_without_underflow_and_jack_rec_hears_it(controller, tmp_path):
     env = dict(os.environ)
-    assert "riffd-audio:out_0" in _ports(env), _ports(env)
+    assert {"riffd-audio:out_0", "riffd-audio:out_1"} <= set(_ports(env)), _ports(env)
     status = controller.status()
+    assert status["backend"] == "jack"
+    assert status["ports"] == ["riffd-audio:out_0", "riffd-audio:out_1"]
     assert status["sample_rate"] == 48000 and status["model_sample_rate"] == 16000
+    assert status["blocksize"] == 256                     # the server's period
+    connections = subprocess.run(["jack_lsp", "-c", "riffd-audio:out_0"], env=env,
+                                 capture_output=True, text=True, timeout=5).stdout
+    assert "system:playback_1" in connections, connections
     wav = tmp_path / "rec.wav"
-    recorder = subprocess.Popen(["jack_rec", "-f", str(wav), "-d", "4", "riffd-audio:out_0"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    recorder = _record("riffd-audio:out_0", 4, wav, env)
     try:
         time.sleep(0.5)                               # the recorder joins the graph
         before = controller.status()
@@ -94,13 +110,92 @@ def test_stop_fades_out_and_gain_seed_commands(controller, tmp_path):
     for cmd, args, match in [("audio_gain", {"gain": 3}, "0 to 2"),
                              ("audio_gain", {"db": 10}, "-60"),
                              ("audio_gain", {}, "exactly one"),
-                             ("audio_seed", {"path": str(tmp_path / "nope.wav")}, "does not exist"),
+                             ("audio_seed", {"path": str(tmp_path / "nope.wav")}, "no such file"),
+                             ("audio_seed", {"path": str(tmp_path)}, "a directory"),
                              ("audio_seed", {"samples": [0.1, "x"], "sample_rate": 16000}, "list of numbers"),
                              ("audio_seed", {"samples": [0.1], "sample_rate": 10}, "sample_rate"),
                              ("audio_start", {"now": 1}, "no arguments"),
                              ("audio_play", {}, "unknown")]:
         with pytest.raises(AudioCommandError, match=match):
             controller.handle(cmd, args)
+
+
+def test_seed_files_that_are_not_plain_audio_files_are_refused_at_once(controller, tmp_path):
+    """A FIFO is never opened (reading it would wait for a writer); a file over the size
+    bound is refused before it is read; a non-audio file says which formats work."""
+    fifo = tmp_path / "seed.wav"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.wav"
+    with open(big, "wb") as f:
+        f.truncate(MAX_SEED_FILE_BYTES + 1)                      # sparse: nothing is written
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio")
+    answers = {}
+
+    def ask(name, path):
+        started = time.monotonic()
+        try:
+            controller.handle("audio_seed", {"path": str(path)})
+            answers[name] = ("accepted", time.monotonic() - started)
+        except AudioCommandError as exc:
+            answers[name] = (str(exc), time.monotonic() - started)
+
+    # in a thread: were the FIFO opened, the test would still end (and fail) instead of hanging
+    asker = threading.Thread(target=lambda: [ask(n, p) for n, p in
+                                             (("fifo", fifo), ("big", big), ("text", text))],
+                             daemon=True)
+    asker.start()
+    asker.join(20)
+    assert not asker.is_alive(), f"audio_seed waited on a file: {answers}"
+    assert "FIFO" in answers["fifo"][0] and answers["fifo"][1] < 2.0, answers
+    assert "over the" in answers["big"][0] and "send samples" in answers["big"][0], answers
+    assert "WAV, FLAC or OGG" in answers["text"][0], answers
+    assert controller.status()["error"] is None            # the voice is still fine
+
+
+def test_portaudio_sink_on_portaudios_jack_device(controller, tmp_path):
+    """A named --audio-device goes through PortAudio (here its JACK device), with the same
+    block logic: it plays without ring underflows and a JACK client hears it."""
+    env = dict(os.environ)
+    with AudioController(None, "JACK", 256, "low", "cpu", client_name="riffd-pa-audio") as pa:
+        status = pa.status()
+        assert status["backend"] == "portaudio" and status["sample_rate"] == 48000, status
+        assert "riffd-pa-audio:out_0" in _ports(env), _ports(env)
+        wav = tmp_path / "pa.wav"
+        recorder = _record("riffd-pa-audio:out_0", 2, wav, env)
+        try:
+            time.sleep(0.5)                               # the recorder joins the graph
+            pa.handle("audio_start", {})
+            assert recorder.wait(timeout=15) == 0, recorder.stderr.read()
+            after = pa.status()
+        finally:
+            if recorder.poll() is None:
+                recorder.kill()
+            pa.handle("audio_stop", {})
+    assert after["playing"] and after["underflows"] == 0 and after["alive"], after
+    audio, rate = sf.read(wav)
+    assert rate == 48000 and np.sqrt(np.mean(audio ** 2)) > 1e-4      # not silence
+    assert "riffd-pa-audio:out_0" not in _ports(env)                     # closed
+
+
+@pytest.mark.parametrize("make, limits, words", [
+    (lambda tmp: BUNDLED_SPECTRAL_MODEL, ModelLimits(max_params=1000,
+     params_hint="raise the limit with `riffd serve --max-model-params N`"), "--max-model-params"),
+    (lambda tmp: BUNDLED_SPECTRAL_MODEL, ModelLimits(max_bytes=1000,
+     bytes_hint="raise the limit with `riffd serve --max-model-mb N`"), "--max-model-mb"),
+    (lambda tmp: BUNDLED_MODEL, ModelLimits(), "needs a spectral_lstm checkpoint"),
+    (lambda tmp: (os.mkfifo(tmp / "m.safetensors"), tmp / "m.safetensors")[1], ModelLimits(),
+     "FIFO"),
+])
+def test_audio_models_get_the_midi_models_file_checks(tmp_path, make, limits, words):
+    """--audio-model is checked like a MIDI voice's model: size, parameter count, kind, and
+    only a regular file is opened (before any output is touched)."""
+    ctl = AudioController(str(make(tmp_path)), None, 256, "low", "cpu", limits=limits)
+    started = time.monotonic()
+    with pytest.raises(CheckpointError, match=words):
+        ctl.open()
+    assert time.monotonic() - started < 10
+    assert ctl.output is None and ctl.voice is None
 
 
 def test_no_audio_device_gives_a_clear_error():
