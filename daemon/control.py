@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[str, dict[str, Any]], "dict[str, Any] | None"]
 
+REPLY_LINGER_MS = 500  # how long queued replies may take to leave at stop, ms
 POLL_TIMEOUT_S = 0.05  # longest the loop sleeps before it looks at the stop flag, seconds
 # libzmq drops a connection that sends a frame bigger than this. It is well above
 # MAX_MESSAGE_BYTES so that a request a little too large still gets a `too_large` reply.
@@ -226,7 +227,10 @@ class ControlServer:
                     self._serve_requests(router)
         finally:
             self._worker.stop()
-            for s in (router, pub, pull):
+            # replies already queued (the reply to `shutdown` among them) get a moment to
+            # leave; events and the wake-up pipe are dropped
+            router.close(linger=REPLY_LINGER_MS)
+            for s in (pub, pull):
                 s.close(linger=0)
 
     def _forward_events(self, pull: zmq.Socket, pub: zmq.Socket, router: zmq.Socket) -> None:

@@ -2,12 +2,15 @@
 
 Transport (see docs/protocol.md, which a test keeps in step with this module):
 
-- Requests go to a ZeroMQ ROUTER socket (default ``tcp://127.0.0.1:5555``) as ONE frame of UTF-8
-  JSON: ``{"v": 1, "cmd": "set", "args": {...}, "id": <optional string or int>}``.
+- Requests go to a ZeroMQ ROUTER socket as ONE frame of UTF-8 JSON:
+  ``{"v": 1, "cmd": "set", "args": {...}, "id": <optional string or int>}``. The default
+  endpoint is ``ipc://$XDG_RUNTIME_DIR/riffd/control``, in a 0700 folder only the user who
+  started riffd can enter; tcp endpoints use CURVE (see :mod:`daemon.auth`).
 - Replies: ``{"v": 1, "id": ..., "ok": true, "result": {...}}`` or
   ``{"v": 1, "id": ..., "ok": false, "error": {"code": "...", "message": "..."}}``.
-- Events go out on a PUB socket (default ``tcp://127.0.0.1:5556``) as two frames: the event name
-  (the topic to subscribe to) and JSON ``{"v": 1, "event": name, "t": <monotonic seconds>, ...}``.
+- Events go out on a PUB socket (default ``ipc://$XDG_RUNTIME_DIR/riffd/events``) as two
+  frames: the event name (the topic to subscribe to) and JSON
+  ``{"v": 1, "event": name, "t": <monotonic seconds>, ...}``.
 
 Every command is one :class:`CommandSpec` in :data:`COMMANDS`; every argument one :class:`ArgSpec`.
 :func:`decode_request` checks a request against these tables, so a command handler only ever sees
@@ -213,8 +216,8 @@ COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
     CommandSpec("record", "Start or stop recording to a MIDI file.", args=(
         ArgSpec("action", "str", required=True, choices=("start", "stop"),
                 doc="start or stop"),
-        ArgSpec("path", "str", doc="file to write (start; default: a new file in the "
-                                   "recordings folder)"),
+        ArgSpec("path", "str", doc="file to write, inside the recordings folder (start; "
+                                   "default: a new file there)"),
     ), result='{"recording": bool, "path": ..., "notes": N}'),
     CommandSpec("audio_start", "Start the audio voice (spectral model → audio device).",
                 result="the audio status (see audio_status)"),

@@ -58,6 +58,20 @@ class CheckpointError(Exception):
     """A file cannot be used as a riffd checkpoint; the message says why and what to do."""
 
 
+def _current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor],
                     metadata: dict[str, Any]) -> Path:
     """Write weights and metadata atomically: a temporary file, then a rename.
@@ -72,6 +86,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor],
     os.close(fd)
     try:
         save_file(contiguous, tmp, metadata={METADATA_KEY: json.dumps(document)})
+        os.chmod(tmp, 0o666 & ~_current_umask())   # as a plain new file would be, not 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
