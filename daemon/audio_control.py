@@ -177,10 +177,12 @@ class AudioController:
             raise
         self.unavailable = None
 
-    def watch(self) -> str | None:
+    def watch(self, may_reopen: bool = True) -> str | None:
         """The daemon's main loop calls this every 0.25 s: notice that the output's server
-        went away (say so once) and try to re-attach every REOPEN_EVERY_S seconds, under the
-        same client and port names. Returns "lost" or "back" when that changed, else None."""
+        went away (say so once, and release the dead client at once) and try to re-attach
+        every REOPEN_EVERY_S seconds, under the same client and port names. ``may_reopen``
+        False holds the re-attach back (the process's other JACK clients still hold dead
+        clients: see daemon.audio_jack). Returns "lost" or "back" on a change, else None."""
         output = self.output
         if output is None:
             return None
@@ -194,6 +196,7 @@ class AudioController:
             return "back"
         if not output.server_gone:
             return None                          # closed on purpose
+        output.release()
         if self._lost_at is None:
             self._lost_at, self._next_reopen = now, now + REOPEN_EVERY_S
             self.losses += 1
@@ -202,7 +205,7 @@ class AudioController:
                                 "and it carries on; the MIDI voices are not affected")
             log.error("audio voice: %s", self.unavailable)
             return "lost"
-        if now < self._next_reopen:
+        if now < self._next_reopen or not may_reopen:
             return None
         self._next_reopen = now + REOPEN_EVERY_S
         try:

@@ -11,6 +11,13 @@ only marks the sink gone (``server_gone``, ``reason``); :meth:`JackAudioOutput.r
 from the daemon's retry loop, makes a new client with the same name and ports on the server
 that came back, connects them again and carries on where it was (playing if it played: the
 ring and the play state live in this object, not in the client).
+
+One rule for a process with several JACK clients (riffd's MIDI ports, this sink): after the
+server died, every dead client must be closed before any new one is opened. libjack's first
+``jack_client_open`` after a server death frees all clients still allocated in the process, so
+closing one of those later touches freed memory (measured with JACK2 1.9.21: a segfault).
+Hence :meth:`JackAudioOutput.release`, called as soon as the loss is seen, and the daemon
+re-opens this sink only once its MIDI ports have let go of their dead client too.
 """
 from __future__ import annotations
 
@@ -94,6 +101,12 @@ class JackAudioOutput(AudioSink):
                                    "(jackd ... -r RATE), or restart riffd to follow the new rate")
         self._start(client)
         return self
+
+    def release(self) -> None:
+        """Close the client at once when its server went away (see the module docstring);
+        :meth:`reopen` makes a new one later. Nothing happens while the client runs."""
+        if self._gone and self._client is not None:
+            self._drop_client()
 
     def close(self) -> None:
         """Leave the JACK graph (a client whose server died is only released)."""

@@ -92,6 +92,10 @@ class AudioSink:
         """True when the output stopped because its audio server (JACK) went away."""
         raise NotImplementedError
 
+    def release(self) -> None:
+        """Let go of what a dead output still holds, before anything else re-opens
+        (a no-op unless the backend needs it)."""
+
     @property
     def reason(self) -> str:
         """Why the output is not running ("" while it is)."""

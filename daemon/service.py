@@ -302,12 +302,12 @@ class Riffd:
         the same names. When they are back: forget the old server's sounding notes, send All
         Notes Off / All Sound Off, and carry on. The audio voice watches its own output the
         same way (AudioController.watch: its JACK client re-attaches every 0.5 s)."""
+        ports = self.ports
         if self.audio is not None:
-            try:
-                self.audio.watch()
+            try:   # a new JACK client only once the ports' dead one is closed (audio_jack.py)
+                self.audio.watch(may_reopen=ports is None or ports.alive or not ports.is_open)
             except Exception:             # never let the audio side stop the main loop
                 log.exception("audio voice: re-attaching the output failed")
-        ports = self.ports
         if ports is None or ports.alive:
             return
         now = time.monotonic()

@@ -11,10 +11,13 @@ hangs.
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from daemon.client import RiffdClient, RiffdError
 from daemon.jack_server import JackServer, clean_stale_servers
@@ -114,29 +117,67 @@ def test_riffd_carries_on_when_the_jack_server_comes_back(tmp_path):
         clean_stale_servers()
 
 
-def test_the_audio_voice_says_when_its_server_went_away_and_riffd_still_stops(tmp_path):
-    """PortAudio cannot re-attach to a new JACK server in the same process (its terminate
-    waits forever on the dead one): the audio voice says so and how to get it back, the MIDI
-    voices carry on, and riffd still stops cleanly."""
-    server = JackServer(f"riffd-audio-restart-{os.getpid()}")
+def _jack_ports(env: dict) -> list[str]:
+    return subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True,
+                          timeout=5).stdout.split()
+
+
+def test_the_audio_voice_comes_back_with_the_jack_server(tmp_path):
+    """riffd's audio client ``riffd-rs-audio`` plays on the test's own server; the server is
+    SIGKILLed: audio status says the output is down and why. A server of the same name comes
+    back: within 10 s the same ports exist again and a separate JACK client (jack_rec) records
+    sound from them; riffd still stops cleanly."""
+    server = JackServer(f"riffd-audiorestart-{os.getpid()}")
     server.start()
+    env = server.env
     log = tmp_path / "serve.log"
-    daemon = DaemonProcess(ARGS + ["--audio"], env=server.env, log_path=log)
+    daemon = DaemonProcess(ARGS + ["--audio"], env=env, log_path=log)
+    recorder = None
     try:
         daemon.start()
+        ports = ["riffd-rs-audio:out_0", "riffd-rs-audio:out_1"]
         with daemon.client() as c:
-            c.request("audio_start")
-            assert wait_until(lambda: c.status()["audio"]["seconds_played"] > 0.2, 20)
-            assert c.status()["audio"]["alive"] is True
-            server.kill()
-            assert wait_until(lambda: c.status()["audio"]["alive"] is False, 10)
-            server.start()
-            assert wait_until(lambda: c.status()["ports"]["alive"], 10), log.read_text()
             audio = c.status()["audio"]
-            assert audio["alive"] is False and "restart riffd" in audio["error"]
-            assert c.start()["playing"] is True              # the MIDI voices carry on
+            assert audio["backend"] == "jack" and audio["ports"] == ports, audio
+            c.request("audio_start")
+            assert wait_until(lambda: c.status()["audio"]["seconds_played"] > 0.5, 20), \
+                log.read_text()
+            assert c.status()["audio"]["alive"] is True
+
+            server.kill()                             # SIGKILL: the server just disappears
+            assert wait_until(lambda: c.status()["audio"]["alive"] is False, 10), \
+                log.read_text()
+            time.sleep(1.2)                           # riffd keeps trying meanwhile
+            audio = c.status()["audio"]
+            assert audio["alive"] is False and audio["playing"] is False, audio
+            assert "JACK server went away" in audio["error"], audio
+            assert "start the JACK server again" in audio["error"], audio
+            assert audio["running"] is True            # the voice still means to play
+            played = audio["seconds_played"]
+
+            server.start()                            # the same name again
+            back_at = time.monotonic()
+            assert wait_until(lambda: c.status()["audio"]["alive"], 10), log.read_text()
+            assert time.monotonic() - back_at < 10
+            assert set(ports) <= set(_jack_ports(env)), _jack_ports(env)
+            wav = tmp_path / "back.wav"
+            recorder = subprocess.Popen(["jack_rec", "-f", str(wav), "-d", "2", ports[0]],
+                                        env=env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)
+            assert recorder.wait(timeout=20) == 0, recorder.stderr.read()
+            audio = c.status()["audio"]
+            assert audio["playing"] is True and audio["error"] is None, audio
+            assert audio["ports"] == ports and audio["losses"] == 1, audio
+            assert audio["seconds_played"] > played + 1.0, audio
+            assert wait_until(lambda: c.status()["ports"]["alive"], 10)   # MIDI back too
+            c.request("audio_stop")
+        recorded, rate = sf.read(wav)
+        assert rate == 48000 and len(recorded) >= 48000, len(recorded)
+        assert np.sqrt(np.mean(recorded ** 2)) > 1e-4, "the recording is silent"
         assert daemon.shutdown(timeout_s=20) == 0, log.read_text()
     finally:
+        if recorder is not None and recorder.poll() is None:
+            recorder.kill()
         daemon.kill()
         server.stop()
         clean_stale_servers()
