@@ -4,7 +4,7 @@ Per chunk: the spectral generator makes one frame (model step â†’ inverse FFT â†
 ``hop`` samples at the model's rate), a streaming polyphase resampler takes it to the device's
 rate, and the samples go into the ring. The thread generates while the ring holds less than
 ``high_water`` seconds and then sleeps until it falls to ``low_water``; the callback side
-(``daemon.audio_output``) never waits on it.
+(``daemon.audio_sink``: JACK or PortAudio) never waits on it.
 
 ``start()`` pre-fills the ring to the high-water mark before the output starts reading (so the
 first block does not underflow); ``stop()`` fades out in a few ms. ``seed()`` primes the
@@ -19,7 +19,7 @@ from math import gcd
 
 import numpy as np
 
-from daemon.audio_output import AudioOutput
+from daemon.audio_sink import AudioSink
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class AudioVoice:
     ``sample_rate``, ``hop``). low_water / high_water: seconds of audio kept buffered.
     """
 
-    def __init__(self, generator, output: AudioOutput, low_water: float = 0.25,
+    def __init__(self, generator, output: AudioSink, low_water: float = 0.25,
                  high_water: float = 0.5):
         if not 0 < low_water < high_water:
             raise ValueError(f"need 0 < low_water ({low_water} s) < high_water ({high_water} s)")
