@@ -260,8 +260,9 @@ EVENTS: dict[str, EventSpec] = {e.name: e for e in (
     EventSpec("transport", ("transport",), "MIDI start, stop or continue arrived on riffd:in."),
     EventSpec("xrun", ("xruns",), "JACK reported an xrun to riffd's client (a cycle that did not "
                                   "finish in time); at most 10 a second."),
-    EventSpec("ports", ("alive", "reason"), "The MIDI ports went away (the JACK server stopped) "
-                                            "or came back (re-registered under the same names)."),
+    EventSpec("ports", ("output", "alive", "reason"),
+              "The MIDI ports (output \"midi\") or the audio output (\"audio\") went away "
+              "(the JACK server stopped) or came back (re-registered under the same names)."),
 )}
 
 

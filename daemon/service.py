@@ -305,9 +305,14 @@ class Riffd:
         ports = self.ports
         if self.audio is not None:
             try:   # a new JACK client only once the ports' dead one is closed (audio_jack.py)
-                self.audio.watch(may_reopen=ports is None or ports.alive or not ports.is_open)
+                change = self.audio.watch(may_reopen=ports is None or ports.alive
+                                          or not ports.is_open)
             except Exception:             # never let the audio side stop the main loop
                 log.exception("audio voice: re-attaching the output failed")
+                change = None
+            if change is not None:
+                self._publish("ports", {"output": "audio", "alive": change == "back",
+                                        "reason": self.audio.unavailable or ""})
         if ports is None or ports.alive:
             return
         now = time.monotonic()
@@ -320,7 +325,7 @@ class Riffd:
                        f"{REOPEN_EVERY_S:g} s; start the JACK server again (same name) and it "
                        "carries on; control commands still work")
             log.error(message)
-            self._publish("ports", {"alive": False, "reason": reason})
+            self._publish("ports", {"output": "midi", "alive": False, "reason": reason})
             self._publish("error", {"message": message})
             self._next_reopen = now + REOPEN_EVERY_S
         if now < self._next_reopen:
@@ -338,7 +343,8 @@ class Riffd:
         self.ports_lost_at = None
         log.info("MIDI ports back as %s / %s after %.1f s", ports.out_port_name,
                  ports.in_port_name, down_s)
-        self._publish("ports", {"alive": True, "reason": "", "out": ports.out_port_name,
+        self._publish("ports", {"output": "midi", "alive": True, "reason": "",
+                                "out": ports.out_port_name,
                                 "in": ports.in_port_name, "down_s": round(down_s, 3)})
 
     def _on_xrun(self, delayed_usecs: float) -> None:

@@ -133,9 +133,16 @@ def test_the_audio_voice_comes_back_with_the_jack_server(tmp_path):
     log = tmp_path / "serve.log"
     daemon = DaemonProcess(ARGS + ["--audio"], env=env, log_path=log)
     recorder = None
+    events: list[dict] = []
     try:
         daemon.start()
         ports = ["riffd-rs-audio:out_0", "riffd-rs-audio:out_1"]
+
+        def collect():
+            with RiffdClient(daemon.control) as client:
+                events.extend(client.subscribe(daemon.events, ["ports"], timeout_s=40))
+        threading.Thread(target=collect, daemon=True).start()
+        time.sleep(0.5)                               # the subscription reaches the publisher
         with daemon.client() as c:
             audio = c.status()["audio"]
             assert audio["backend"] == "jack" and audio["ports"] == ports, audio
@@ -171,6 +178,8 @@ def test_the_audio_voice_comes_back_with_the_jack_server(tmp_path):
             assert audio["seconds_played"] > played + 1.0, audio
             assert wait_until(lambda: c.status()["ports"]["alive"], 10)   # MIDI back too
             c.request("audio_stop")
+        audio_events = lambda: [e["alive"] for e in events if e.get("output") == "audio"]
+        assert wait_until(lambda: audio_events() == [False, True], 10), events
         recorded, rate = sf.read(wav)
         assert rate == 48000 and len(recorded) >= 48000, len(recorded)
         assert np.sqrt(np.mean(recorded ** 2)) > 1e-4, "the recording is silent"
