@@ -24,6 +24,7 @@ from daemon.process import DaemonProcess
 from daemon.recording import pair_notes
 from engine.loading import BUNDLED_MODEL
 from tests.reliability.event_log import EventLog
+from tests.waiting import wait_until
 
 RATE, PERIOD = 48000, 256
 PERIOD_S = PERIOD / RATE
@@ -50,15 +51,6 @@ def wire_hanging(peer) -> int:
     """Note-ons a listening client saw without their note-off."""
     return pair_notes([(r.seconds, r.message) for r in peer.received()
                        if len(r.message) == 3])[1]
-
-
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def wait_quiet(peer, seconds=0.4, timeout=6.0):

@@ -11,18 +11,9 @@ import pytest
 from daemon.client import RiffdClient, RiffdError
 from daemon.midi_peer import MidiPeer
 from daemon.process import DaemonProcess
+from tests.waiting import wait_until
 
 ARGS = ["--midi-api", "jack", "--tempo", "240", "--log-level", "WARNING"]
-
-
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 def test_audio_and_midi_voices_play_at_once(jack_server, tmp_path):

@@ -8,19 +8,11 @@ import pytest
 from daemon.midi_peer import MidiPeer
 from daemon.process import DaemonProcess
 from tests.training.test_train_gan import train_tiny_gan
+from tests.waiting import wait_until
 
 
 def note_ons(peer):
     return [r for r in peer.received() if r.message[0] & 0xF0 == 0x90 and r.message[2] > 0]
-
-
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def wait_quiet(peer, seconds=0.4, timeout=5.0):

@@ -11,6 +11,7 @@ import pytest
 from daemon.midi_peer import MidiPeer
 from daemon.process import DaemonProcess
 from training.recipe import load_recipe
+from tests.waiting import wait_until
 
 FAST = ["--midi-api", "jack", "--tempo", "240", "--length", "2", "--silence", "0.4",
         "--log-level", "WARNING"]
@@ -45,15 +46,6 @@ def served(request, jack_server, tmp_path_factory):
 
 def note_ons(peer):
     return [r for r in peer.received() if r.message[0] & 0xF0 == 0x90 and r.message[2] > 0]
-
-
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def wait_quiet(peer, seconds=0.4, timeout=5.0):

@@ -17,6 +17,7 @@ import pytest
 from daemon.midi_peer import MidiPeer
 from daemon.process import DaemonProcess
 from tests.reliability.event_log import EventLog
+from tests.waiting import wait_until
 
 SCALE = {"C major": {0, 2, 4, 5, 7, 9, 11}, "F# major": {6, 8, 10, 11, 1, 3, 5}}
 ARGS = ["--midi-api", "jack", "--client-name", "riffd-seed", "--tempo", "240", "--length", "1",
@@ -27,15 +28,6 @@ def phrase(tonic: int) -> list[dict]:
     """A major scale up and its arpeggio, on ``tonic`` (MIDI pitch), in beats."""
     steps = [0, 2, 4, 5, 7, 9, 11, 12, 7, 4, 0, 4, 7, 12, 7, 0]
     return [{"pitch": tonic + s, "start": i * 0.5, "duration": 0.5} for i, s in enumerate(steps)]
-
-
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 @pytest.fixture(scope="module")

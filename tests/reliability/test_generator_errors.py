@@ -17,15 +17,7 @@ from daemon.process import free_tcp_port
 from daemon.serve_config import ServeConfig
 from daemon.service import Riffd
 from tests.reliability.event_log import EventLog
-
-
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+from tests.waiting import wait_until
 
 
 @pytest.fixture

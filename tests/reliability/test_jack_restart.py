@@ -24,18 +24,10 @@ from daemon.jack_server import JackServer, clean_stale_servers
 from daemon.midi_peer import PeerProcess
 from daemon.process import DaemonProcess
 from daemon.recording import pair_notes
+from tests.waiting import wait_until
 
 ARGS = ["--midi-api", "jack", "--client-name", "riffd-rs", "--tempo", "200",
         "--mode", "continuous", "--no-clock-out", "--log-level", "INFO"]
-
-
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def note_ons(received):
