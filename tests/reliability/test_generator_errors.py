@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import sys
 import threading
-import time
 
 import pytest
 
