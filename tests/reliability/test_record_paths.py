@@ -8,7 +8,6 @@ nothing appears outside it. A path inside the folder writes a MIDI file whose mo
 """
 import os
 import stat
-import time
 
 import mido
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from daemon.client import RiffdError
 from daemon.process import DaemonProcess
 from daemon.recorder import record_path
+from tests.waiting import wait_until
 
 FAST = ["--midi-api", "jack", "--tempo", "240", "--length", "2", "--log-level", "WARNING"]
 UMASK = 0o027   # not the usual 022: the file's mode must follow the daemon's umask
@@ -76,8 +76,9 @@ def test_a_path_inside_is_written_there_with_the_umask_mode(riffd, folders):
     with riffd.client() as c:
         started = c.request("record", action="start", path="session/take1.mid")
         assert started["path"] == str(record_dir.resolve() / "session" / "take1.mid")
+        sent = c.status()["counters"]["notes_sent"]
         c.start()
-        time.sleep(1.5)                                     # some notes at 240 BPM
+        assert wait_until(lambda: c.status()["counters"]["notes_sent"] >= sent + 3, 20, 0.1)
         c.stop()
         result = c.request("record", action="stop")
         absolute = c.request("record", action="start", path=str(record_dir / "take2.mid"))
