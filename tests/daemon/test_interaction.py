@@ -245,6 +245,11 @@ def test_continuous_runs_until_stopped(riffd, peer):
 
 # -- hot swap ------------------------------------------------------------------------------------
 
+def _missed(status: dict) -> int:
+    """xruns and cycles JACK skipped for riffd so far (from its status counters)."""
+    return status["counters"]["xruns"] + status["counters"]["missed_cycles"]
+
+
 def test_hot_swap_under_playback(riffd, peer):
     # riffd loads models only from its model folders (--model-dir)
     bad = riffd.root / "broken.safetensors"
@@ -262,6 +267,7 @@ def test_hot_swap_under_playback(riffd, peer):
         count = len(note_ons(peer.received()))
         assert peer.wait_for(lambda rs: len(note_ons(rs)) >= count + 4, 10)   # still playing
         assert c.status()["voices"][0]["swaps"] == 0
+        missed_before = _missed(c.status())
         asked = time.monotonic()
         reply = c.request("load_model", path=str(good))
         assert reply["takes_effect"] == "next bar"
@@ -274,15 +280,18 @@ def test_hot_swap_under_playback(riffd, peer):
         assert "metrics" in listed[str(good)] and "error" in listed[str(bad)]
         assert peer.wait_for(lambda rs: any(r.monotonic > swapped + 1 for r in note_ons(rs)), 10)
         c.stop()
+        missed = _missed(c.status()) - missed_before
     wait_quiet(peer)
     assert hanging(riffd) == 0
     frames = [r.frame for r in pulses(peer.received()) if r.monotonic > asked - 1]
     gaps = np.diff(frames)
     interval = RATE * 60 / (120 * 24)
     # no gap: the pulses keep their rate through the swap (a loaded machine may delay one
-    # pulse, or the listening client may miss one in an xrun: never a silence)
+    # pulse; a cycle JACK skips may lose one or two at the listener: never a silence, which a
+    # model load would make: hundreds of ms, more than ten pulses)
     assert len(gaps) > 48 and np.median(gaps) == pytest.approx(interval, abs=1)
-    assert gaps.max() <= 2 * interval + PERIOD, gaps
+    allowed = 2 * interval + PERIOD if not missed else 4 * interval + PERIOD
+    assert gaps.max() <= allowed, (gaps, f"{missed} xruns or skipped cycles")
 
 
 # -- several voices ------------------------------------------------------------------------------

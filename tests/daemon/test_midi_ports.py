@@ -88,16 +88,29 @@ def test_peer_receives_frame_accurately(ports, peer):
     assert -0.002 < offset < ports.latency_s + 0.002
 
 
-def test_input_callback_gets_peer_messages_with_times(ports, peer):
+def _input_run(ports, peer):
+    """The peer plays 5 notes 20 ms apart into riffd:in; return (t0, (message, time) list,
+    xruns and skipped cycles meanwhile)."""
+    missed = ports.xruns + ports.missed_cycles + peer._ports.xruns + peer._ports.missed_cycles
     got = []
     ports.set_input_callback(lambda message, time_s: got.append((message, time_s)))
     t0 = peer.play([(i * 0.02, [0x90, 48 + i, 64]) for i in range(5)])
     deadline = time.monotonic() + 2.0
     while len(got) < 5 and time.monotonic() < deadline:
         time.sleep(0.005)
-    assert [m for m, _ in got] == [[0x90, 48 + i, 64] for i in range(5)]
+    time.sleep(0.05)
+    ports.set_input_callback(None)
+    return t0, got, (ports.xruns + ports.missed_cycles + peer._ports.xruns
+                     + peer._ports.missed_cycles - missed)
+
+
+def test_input_callback_gets_peer_messages_with_times(ports, peer):
+    t0, got, missed = _input_run(ports, peer)
+    if missed:  # a cycle JACK skipped delays (or drops) what was written in it: measure again
+        t0, got, missed = _input_run(ports, peer)
+    assert [m for m, _ in got] == [[0x90, 48 + i, 64] for i in range(5)], f"{missed} missed"
     offsets = [t - (t0 + i * 0.02) for i, (_, t) in enumerate(got)]
-    assert max(offsets) - min(offsets) < FRAME_TOLERANCE_S
+    assert max(offsets) - min(offsets) < FRAME_TOLERANCE_S, f"{missed} missed"
     assert -0.002 < offsets[0] < ports.latency_s + 0.002
 
 
@@ -179,9 +192,11 @@ def test_rtmidi_backend_sends_future_messages_on_time(jack_server):
         assert arrived, f"{peer._ports.xruns - xruns} xruns"
         got = peer.received()
         assert [m.message[1] for m in got] == [70, 71, 72, 73]
-        # No frame accuracy here: rtmidi sends immediately, so one period of jitter.
+        # No frame accuracy here: rtmidi sends immediately when riffd's (non-realtime) timer
+        # thread wakes, so one period of jitter plus the wake-up delay of a loaded machine.
+        # Sent all at once, the gaps would be 0.
         gaps = [(b.frame - a.frame) / peer.samplerate for a, b in zip(got, got[1:])]
-        assert all(abs(g - 0.03) < 0.008 for g in gaps), gaps
+        assert all(abs(g - 0.03) < 0.02 for g in gaps), gaps
 
 
 def test_events_whose_cycle_passed_go_out_late_never_lost(ports, peer):

@@ -4,10 +4,13 @@ riffd plays continuously (a fast tempo, so hundreds of notes) in its own process
 is another process (``daemon.midi_peer``), as a synth or a DAW would be. riffd's own record is
 its ``note_on`` / ``note_off`` events on the PUB socket, read over one subscription that spans
 the whole run. Every note-on riffd published arrives once, in order, and every note-off too;
-``status`` counts the same number of notes sent and no event dropped.
+``status`` counts the same number of notes sent and no event dropped. When JACK reports
+xruns or skipped cycles, messages of a cycle the receiver was not run for are lost inside JACK:
+then what arrived must be riffd's record with whole notes left out, nothing added or reordered.
 """
 from __future__ import annotations
 
+import collections
 import threading
 import time
 
@@ -33,6 +36,12 @@ def notes(messages):
         elif kind == 0x80 or (kind == 0x90 and m[2] == 0):
             out.append(("off", (m[0] & 0x0F) + 1, m[1]))
     return out
+
+
+def is_subsequence(part: list, whole: list) -> bool:
+    """True when ``part`` is ``whole`` with some items left out, in the same order."""
+    rest = iter(whole)
+    return all(any(item == other for other in rest) for item in part)
 
 
 def test_every_note_riffd_sent_arrives_once(jack_server, tmp_path):
@@ -71,8 +80,18 @@ def test_every_note_riffd_sent_arrives_once(jack_server, tmp_path):
         counters = status["counters"]
     assert daemon.proc.returncode == 0, log.read_text()
     assert len([s for s in sent if s[0] == "on"]) >= MIN_NOTES
-    assert got == sent, (f"received {len(got)} note messages, riffd sent {len(sent)}; counters "
-                         f"{counters}")
+    missed = counters["xruns"] + counters["missed_cycles"]
+    why = f"received {len(got)} note messages, riffd sent {len(sent)}; counters {counters}"
+    if not missed:
+        assert got == sent, why
+    else:
+        # JACK skipped cycles: a message written in a cycle the receiver was not run for is
+        # lost inside JACK. Then what arrived must still be riffd's record with nothing added,
+        # doubled or reordered, and whatever is missing whole notes (an on and its off).
+        assert is_subsequence(got, sent), why
+        lost = collections.Counter(sent) - collections.Counter(got)
+        assert all(lost[("on", ch, p)] == lost[("off", ch, p)] for _, ch, p in lost), (lost, why)
+        assert sum(n for (kind, _, _), n in lost.items() if kind == "on") <= missed, why
     assert counters["notes_sent"] == len([s for s in sent if s[0] == "on"])
     assert counters["events_dropped"] == 0 and counters["sounding"] == 0
     assert pair_notes([(m.seconds, m.message) for m in peer.received()])[1] == 0
