@@ -162,6 +162,10 @@ class MidiPorts:
         for message in reset_messages(channels):
             self.send(message)
 
+    def out_connections(self) -> list[str]:
+        """Names of the ports connected to the output (empty where the backend cannot tell)."""
+        return []
+
     def send(self, message: bytes | Sequence[int], at: float | None = None) -> None:
         """Send one MIDI message.
 
@@ -445,6 +449,15 @@ class JackMidiPorts(MidiPorts):
                 hook(delayed_usecs)
             except Exception as exc:
                 print(f"riffd: xrun callback failed: {exc!r}", file=sys.stderr)
+
+    def out_connections(self) -> list[str]:
+        out = self._outport
+        if out is None or not self.alive:
+            return []
+        try:
+            return [port.name for port in out.connections]
+        except Exception:                  # the server went away meanwhile
+            return []
 
     def _on_port_connect(self, a, b, connect: bool) -> None:
         """JACK notification thread: tell ``on_connect`` what connected to our output."""

@@ -130,6 +130,10 @@ class Riffd:
             stack.callback(self.ports.close)
             self.ports.on_xrun = self._on_xrun
             self.ports.on_connect = self._on_out_connected
+            if self.ports.out_connections():
+                # a receiver connected while the ports opened, before the hook above was set:
+                # the reset sent at opening may have gone out before it was connected
+                self.ports.send_reset()
             if cfg.monitor:
                 from daemon.monitor import MonitorSynth
                 rate = getattr(self.ports, "samplerate", 0) or 48000
