@@ -126,10 +126,12 @@ def test_clock_out_sends_24_pulses_per_quarter_at_the_tempo_with_start_and_stop(
         c.set(tempo=150)
         try:
             peer.clear()
+            missed = _missed(c.status())
             c.start()
             assert peer.wait_for(lambda rs: len(pulses(rs)) >= 24 * 6, 10)
             c.stop()
             assert peer.wait_for(lambda rs: any(r.message == [0xFC] for r in rs), 5)
+            missed = _missed(c.status()) - missed
         finally:
             c.set(tempo=120)                     # never leak the tempo into the next test
     rs = peer.received()
@@ -144,8 +146,12 @@ def test_clock_out_sends_24_pulses_per_quarter_at_the_tempo_with_start_and_stop(
     # 24 pulses per quarter: on average a quarter note is 24 intervals, 0.4 s at 150 BPM.
     # Pulses are numbered from the frame gaps, so one the listener missed in an xrun
     # does not count as a slow quarter.
+    # When JACK skipped cycles the dummy driver's frame clock falls behind the system clock
+    # riffd keeps time by (measured: up to 3 %), so frame gaps shrink: the average then only
+    # has to be near the tempo.
     count = sum(max(1, round(gap / expected)) for gap in intervals)
-    assert (frames[-1] - frames[0]) / count * 24 / RATE == pytest.approx(0.4, rel=0.01)
+    assert (frames[-1] - frames[0]) / count * 24 / RATE == pytest.approx(
+        0.4, rel=0.01 if not missed else 0.05), f"{missed} xruns or skipped cycles"
     # frame-exact as a rule (the median above); a stall of the loaded machine may move a
     # pulse, by no more than a JACK period for nearly all of them
     assert np.mean(np.abs(intervals - expected) <= PERIOD) >= 0.9, intervals
