@@ -402,10 +402,10 @@ def test_a_recording_holds_the_notes_a_separate_client_saw_and_renders_to_audio(
 # -- clock in ------------------------------------------------------------------------------------
 
 def test_clock_in_follows_the_tempo_and_notes_land_on_the_incoming_grid(jack_server, tmp_path):
-    # The grid is read from the frames at which a listening client heard the pulses: a cycle
-    # JACK skips (an xrun on a loaded machine) moves those frames or loses a pulse, which
-    # spoils the grid of that run, not riffd's timing. A run without xruns decides; every run
-    # checks the tempo and that nothing hangs.
+    # A cycle JACK skips (an xrun) delivers the pulses sent in it in a bunch, and moves the
+    # frames at which the listener hears them: the tempo followed and the grid of that run
+    # cannot be judged. A run without skipped cycles decides (up to three runs); every run
+    # checks that nothing hangs.
     failures = []
     for attempt in range(3):
         try:
@@ -437,6 +437,8 @@ def _follow_clock_in(tmp_path):
                 peer.send([0xF8], t + k * spp)
             return t + count * spp
 
+        with daemon.client() as c:
+            riffd_before = _missed(c.status())   # start-up xruns are not this run's
         t0 = time.monotonic() + 0.05
         peer.send([0xFA], t0 - 0.001)                          # start, then clock
         peer.send([0xFB], t0 + 0.2)        # continue: the start again, should an xrun drop it
@@ -449,15 +451,18 @@ def _follow_clock_in(tmp_path):
             fast = c.status()["clock"]["tempo"]
             assert wait_until(lambda: time.monotonic() > t_end + 0.2, 5)
             c.stop()
-            riffd_missed = _missed(c.status())
+            riffd_missed = _missed(c.status()) - riffd_before
         wait_quiet(ear)
         missed = (riffd_missed + peer._ports.xruns + peer._ports.missed_cycles
                   + ear._ports.missed_cycles - missed_before)
     assert daemon.proc.returncode == 0, log.read_text()
-    assert slow == pytest.approx(100, abs=1) and fast == pytest.approx(140, abs=1)
     assert wire_hanging(ear) == 0
+    print(f"clock-in run: {missed} xruns or skipped cycles")
     if missed:
-        return False                  # the listener's frames are spoiled: no grid this run
+        # pulses of skipped cycles reach riffd in bunches: neither the tempo it follows nor
+        # the listener's grid can be judged on this run
+        return False
+    assert slow == pytest.approx(100, abs=1) and fast == pytest.approx(140, abs=1)
     heard = ear.received()
     # pulse numbers from the frame gaps (the ear, too, can miss a pulse in an xrun)
     clock, numbers = [r.frame for r in pulses(heard)], [0]
