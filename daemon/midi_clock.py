@@ -9,7 +9,13 @@ Continue (0xFB), Stop (0xFC) and Song Position Pointer (0xF2, in 16ths = 6 pulse
   intervals by the median interval over the last ``window`` pulses (robust to a late or lost
   pulse; lost pulses are counted from the time gap) and re-anchors the clock
   at every pulse, so beats fall on the sender's grid. A tempo jump (three intervals in a row off
-  the fit by more than 10 %) shortens the window, so the new tempo is taken up within a beat.
+  the fit by more than 10 %, and agreeing with each other) shortens the window, so the new tempo
+  is taken up within a beat.
+
+  Bunched pulses: when a JACK cycle is skipped (an xrun at the sender or in the server), the
+  pulses due in it arrive together at the start of the next cycle, a gap followed by a burst of
+  intervals near 0. The gap is not taken for lost pulses once the burst shows they were only
+  late, and the burst is not taken for a tempo change: neither the count nor the tempo moves.
 """
 from __future__ import annotations
 
@@ -28,6 +34,10 @@ CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 # port keeps them in time order and writes each at its frame, so a generous margin costs
 # nothing but the delay with which a tempo change reaches the pulses (20 ms).
 LEAD_S = 0.02
+
+# Pulses closer than this (seconds) came in one burst: JACK writes the pulses of a skipped cycle
+# at the start of the next one, at most a few frames apart.
+BUNCHED_S = 0.002
 
 TransportCallback = Callable[[str], None]      # "start" | "stop" | "continue"
 
@@ -144,14 +154,19 @@ class ClockIn:
         self.window = window
         self.pulses = 0                     # pulses received in all
         self.tempo: float | None = None     # latest estimate, BPM
-        self._times: collections.deque = collections.deque(maxlen=window)   # (index, seconds)
+        # (count index, seconds, on time?): a pulse delivered late in a burst is kept for the
+        # count but left out of the fit
+        self._times: collections.deque = collections.deque(maxlen=window)
         self._index = 0                     # pulse index since the song position below
         self._position_beats = 0.0          # song position of pulse index 0, beats
         self._offset_beats = 0.0            # clock beat of song position 0
-        self._misfits = 0
+        self._misfits: list[float] = []     # recent intervals off the fit, seconds per pulse
         self._gaps = 0
         self._last_gap = 0
+        self._unconfirmed = 0               # pulses of the last gap taken for lost, not yet seen late
+        self._gap_index = 0                 # count index of the pulse that ended that gap
         self.lost = 0                       # pulses inferred missing from the time gaps
+        self.late = 0                       # pulses that arrived bunched after a skipped cycle
         self.last_pulse_s = 0.0
 
     def feed(self, message: list, time_s: float) -> None:
@@ -184,28 +199,77 @@ class ClockIn:
         self.pulses += 1
         self.last_pulse_s = t
         times = self._times
+        if self._bunched(t):
+            self.late += 1
+            self._misfits.clear()
+            if self._unconfirmed:            # the gap before this burst lost nothing: renumber
+                self._take_back_one_lost()
+            self._index += 1
+            if times:                        # the burst's first pulse was late, too
+                i, t_prev, _ = times[-1]
+                times[-1] = (i, t_prev, False)
+            times.append((self._index, t, False))
+            return
         step = self._lost_pulses(t) + 1
         self._index += step
         if times:
-            last_i, last_t = times[-1]
+            last_i, last_t, on_time = times[-1]
             if self._index != last_i + step:         # a relocation: the line starts anew
                 times.clear()
-            elif self.tempo is not None and step == 1:
-                expected = 60.0 / (self.tempo * PPQ)
-                interval = t - last_t
-                self._misfits = self._misfits + 1 if abs(interval / expected - 1) > 0.10 else 0
-                if self._misfits >= 3:               # tempo jump: forget the old tempo
-                    keep = list(times)[-2:]
-                    times.clear()
-                    times.extend(keep)
-                    self._misfits = 0
-        times.append((self._index, t))
-        if len(times) < 3:
+            elif self.tempo is not None and step == 1 and on_time:
+                self._check_tempo_jump(t - last_t)
+        times.append((self._index, t, True))
+        self._estimate()
+
+    def _bunched(self, t: float) -> bool:
+        """True when this pulse follows the last one by less than half the expected interval and
+        by under BUNCHED_S: it was delivered late, together with its predecessor, at the start of
+        a cycle (never a tempo: 300 BPM, the fastest followed, is 8.3 ms a pulse)."""
+        if self.tempo is None or not self._times:
+            return False
+        interval = t - self._times[-1][1]
+        return interval < min(BUNCHED_S, 0.5 * 60.0 / (self.tempo * PPQ))
+
+    def _take_back_one_lost(self) -> None:
+        """One pulse the last gap counted as lost has now arrived late: every pulse since the gap
+        is one earlier in the count."""
+        self._unconfirmed -= 1
+        self._last_gap -= 1
+        self.lost -= 1
+        self._index -= 1
+        gap_index = self._gap_index
+        renumbered = [(i - 1 if i >= gap_index else i, t, ok) for i, t, ok in self._times]
+        self._times.clear()
+        self._times.extend(renumbered)
+        self._gap_index -= 1
+
+    def _check_tempo_jump(self, interval: float) -> None:
+        """Three intervals in a row off the fit by more than 10 % that agree with each other
+        within 5 % are a new tempo: forget the old one, keeping the last two pulses."""
+        expected = 60.0 / (self.tempo * PPQ)
+        if abs(interval / expected - 1) <= 0.10:
+            self._misfits.clear()
             return
-        # medians, not least squares: one late or lost pulse (a loaded machine) moves neither
-        pairs = list(times)
-        seconds_per_pulse = statistics.median(
-            (t1 - t0) / (i1 - i0) for (i0, t0), (i1, t1) in zip(pairs, pairs[1:]))
+        misfits = self._misfits
+        if misfits and abs(interval / statistics.median(misfits) - 1) > 0.05:
+            misfits.clear()                  # not the same new tempo: start counting again
+        misfits.append(interval)
+        if len(misfits) >= 3:
+            keep = list(self._times)[-2:]
+            self._times.clear()
+            self._times.extend(keep)
+            misfits.clear()
+
+    def _estimate(self) -> None:
+        """Tempo from the median interval over the window; re-anchor the clock on the fit."""
+        # medians, not least squares: a late or lost pulse (a loaded machine) moves neither;
+        # pulses delivered in a burst are left out
+        pairs = [(i, t) for i, t, on_time in self._times if on_time]
+        slopes = [(t1 - t0) / (i1 - i0) for (i0, t0), (i1, t1) in zip(pairs, pairs[1:])
+                  if i1 > i0]
+        if len(slopes) < 2:
+            return
+        seconds_per_pulse = statistics.median(slopes)
         if seconds_per_pulse <= 0:
             return
         tempo = min(300.0, max(20.0, 60.0 / (seconds_per_pulse * PPQ)))
@@ -218,15 +282,17 @@ class ClockIn:
 
     def _lost_pulses(self, t: float) -> int:
         """Pulses missing before this one (an overloaded JACK client can miss a cycle's input):
-        the gap is 2–6 intervals, within 10 % of a whole number, after a steady tempo. Two such
-        gaps in a row are a tempo change instead: the line starts anew from here."""
+        the gap is 2–24 intervals, within 10 % of a whole number, after a steady tempo. Two such
+        gaps in a row are a tempo change instead: the line starts anew from here. Pulses that
+        then arrive bunched were late, not lost (:meth:`_take_back_one_lost`)."""
         times = self._times
+        self._unconfirmed = 0
         if self.tempo is None or len(times) < 3 or self._misfits:
             self._gaps = 0
             return 0
         ratio = (t - times[-1][1]) / (60.0 / (self.tempo * PPQ))
         n = round(ratio)
-        if not 2 <= n <= 6 or abs(ratio - n) > 0.10:
+        if not 2 <= n <= PPQ or abs(ratio - n) > 0.10:
             self._gaps = 0
             return 0
         self._gaps += 1
@@ -237,6 +303,8 @@ class ClockIn:
             times.clear()
             return 0
         self._last_gap = n - 1
+        self._unconfirmed = n - 1
+        self._gap_index = self._index + n            # this pulse's index in the count
         self.lost += n - 1
         return n - 1
 
@@ -247,5 +315,5 @@ class ClockIn:
     def status(self) -> dict:
         receiving = time.monotonic() - self.last_pulse_s < 0.5 if self.pulses else False
         tempo = None if self.tempo is None else round(self.tempo, 3)
-        return {"pulses": self.pulses, "lost": self.lost, "tempo": tempo,
+        return {"pulses": self.pulses, "lost": self.lost, "late": self.late, "tempo": tempo,
                 "receiving": receiving}
