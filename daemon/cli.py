@@ -112,6 +112,18 @@ def _serve_parser(sub) -> None:
                    help="SCHED_FIFO for the scheduler and MIDI-in threads and locked memory: "
                         "auto (default) uses them where the system allows and says when not, "
                         "on refuses to start without them, off never asks")
+    osc = p.add_argument_group("OSC control (Max, Pd, SuperCollider, TouchOSC; docs/osc.md)")
+    osc.add_argument("--osc", help="also take commands as OSC on udp://127.0.0.1:PORT "
+                                   "(/riffd/start, /riffd/set tempo 100, ...; loopback only)")
+    osc.add_argument("--osc-reply", dest="osc_reply",
+                     help="send every OSC reply to udp://HOST:PORT (default: to the sender)")
+    osc.add_argument("--osc-events", dest="osc_events",
+                     help="send every event to udp://HOST:PORT (clients may also send "
+                          "/riffd/subscribe)")
+    osc.add_argument("--osc-allow-remote", dest="osc_allow_remote", action="store_true",
+                     default=None,
+                     help="let --osc listen on an address other machines can reach. OSC has "
+                          "no authentication: anyone who can send to it controls riffd")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -154,6 +166,9 @@ def _check_endpoints(cfg) -> None:
     security = ServerSecurity(zmq.Context.instance())
     security.check(cfg.control or default_endpoint("control"), "--control")
     security.check(cfg.events or default_endpoint("events"), "--events")
+    if cfg.osc:     # an OscEndpointError (a ValueError) says why and what to write instead
+        from daemon.osc import check_endpoint
+        check_endpoint(cfg.osc, cfg.osc_allow_remote)
 
 
 OFFLINE_COMMANDS = ("train", "eval", "render")

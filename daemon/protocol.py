@@ -41,6 +41,8 @@ ERROR_CODES: dict[str, str] = {
                 "of the wrong type or out of range; the message names it.",
     "too_large": f"The request is larger than {MAX_MESSAGE_BYTES} bytes.",
     "bad_frames": "The ZeroMQ message is empty or has more than one frame of payload.",
+    "not_osc": "The OSC packet cannot be read (not OSC, cut short, an unknown type tag); "
+               "see docs/osc.md.",
     "internal": "The daemon failed while running the command; the message has the cause.",
     "unavailable": "The daemon cannot do this right now (for example no model is loaded).",
 }

@@ -58,6 +58,10 @@ class ServeConfig:
     audio_blocksize: int = 256              # frames per audio callback (0 = PortAudio's choice)
     audio_latency: str = "low"              # low | high | seconds
     realtime: str = "auto"                  # auto | on | off: SCHED_FIFO threads, locked memory
+    osc: str = ""            # OSC commands on udp://127.0.0.1:PORT; "" = off (docs/osc.md)
+    osc_reply: str = ""      # udp://HOST:PORT for every OSC reply; "" = back to the sender
+    osc_events: str = ""     # udp://HOST:PORT that gets every event as OSC; "" = subscribers only
+    osc_allow_remote: bool = False          # let --osc bind a non-loopback host (no auth!)
     voices: list = field(default_factory=list)     # [[voice]] tables
     cc: dict = field(default_factory=dict)         # [cc] table: control -> CC number
 

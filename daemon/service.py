@@ -82,6 +82,8 @@ class Riffd:
         self.clock_out: ClockOut | None = None
         self.captor: PhraseCaptor | None = None
         self.control: ControlServer | None = None
+        self.osc = None                     # OscServer when --osc
+        self.command_lock = threading.Lock()   # one command at a time (ZeroMQ and OSC threads)
         self.monitor = None
         self.audio = None                   # AudioController when --audio
         self.audio_error = "off: start riffd serve with --audio"
@@ -167,6 +169,11 @@ class Riffd:
             self.control = ControlServer(self.handle, cfg.control, cfg.events)
             self.control.start()
             stack.callback(self.control.stop)
+            if cfg.osc:     # OSC beside ZeroMQ: the same commands, checks and handlers
+                from daemon.osc import OscServer
+                self.osc = OscServer(self.handle, cfg.osc, cfg.osc_reply, cfg.osc_events,
+                                     cfg.osc_allow_remote).start()
+                stack.callback(self.osc.stop)
             self._report_realtime()
             log.info("riffd ready: voices %s; MIDI %s / %s (%s); clock %s at %.1f BPM; "
                      "control %s; events %s", ", ".join(self.voices.names()),
@@ -373,6 +380,8 @@ class Riffd:
     def _publish(self, event: str, data: dict) -> None:
         if self.control is not None:
             self.control.publish(event, data)
+        if self.osc is not None:
+            self.osc.publish(event, data)
 
     def _on_midi_event(self, event: dict) -> None:
         """Scheduler thread: a note went out."""
@@ -463,11 +472,13 @@ class Riffd:
 
     # -- control ------------------------------------------------------------------------------
     def handle(self, cmd: str, args: dict) -> dict:
-        """Route one validated control command (runs on the control thread)."""
+        """Route one validated control command (runs on the control thread or the OSC thread,
+        one command at a time)."""
         route = self.routes.get(cmd)
         if route is None:
             raise ProtocolError("unknown_command", f"command {cmd!r} is not handled by this daemon")
-        result = _as_bad_args(cmd, lambda: route(cmd, args))
+        with self.command_lock:
+            result = _as_bad_args(cmd, lambda: route(cmd, args))
         if isinstance(result, Deferred):            # slow work: runs on the control worker
             work = result.work
             return Deferred(lambda: _as_bad_args(cmd, work), result.what)
@@ -703,6 +714,7 @@ class Riffd:
                          "requests": self.control.requests,
                          "request_errors": self.control.errors,
                          "internal_errors": self.control.internal_errors},
+            "osc": self.osc.status() if self.osc is not None else {"on": False},
             "uptime_s": time.monotonic() - self.started_at,
         }
 
