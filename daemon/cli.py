@@ -108,6 +108,10 @@ def _serve_parser(sub) -> None:
                        help="frames per audio callback (default 256; 0 = PortAudio's choice)")
     audio.add_argument("--audio-latency", dest="audio_latency",
                        help="output latency: low, high or seconds (default low)")
+    p.add_argument("--output-latency-ms", dest="output_latency_ms", type=float,
+                   help="send notes this many ms before their beat, so that they sound on it "
+                        "at a synth this slow (-500..500, negative delays; default 0; "
+                        "measure it with `riffd calibrate`; per voice: set output_latency_ms)")
     p.add_argument("--realtime", choices=["auto", "on", "off"],
                    help="SCHED_FIFO for the scheduler and MIDI-in threads and locked memory: "
                         "auto (default) uses them where the system allows and says when not, "

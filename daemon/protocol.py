@@ -159,6 +159,9 @@ VOICE_CONTROLS: tuple[ArgSpec, ...] = (
                 "minor_pentatonic, blues, chromatic; empty = none"),
     ArgSpec("density", "int", min=0, max=64, unit="notes per bar",
             doc="most notes started per bar (0 = no limit)"),
+    ArgSpec("output_latency_ms", "float", min=-500, max=500, unit="ms",
+            doc="notes leave riffd this much before their beat, so they sound on it at a "
+                "synth this slow (negative delays them; `riffd calibrate` measures it)"),
 )
 
 COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (

@@ -11,6 +11,13 @@ out gets exactly one note-off, whether the note ends normally, its pending event
 scheduler stops. When the port's server went away, :meth:`Scheduler.reset_sounding` forgets the
 sounding notes (they died with the server) so that no note-off is owed to the new one.
 
+Latency compensation: a note may be scheduled with ``early_s`` (seconds, see
+:mod:`daemon.latency`): it is *sent* at ``at - early_s`` so that it sounds at ``at`` on a synth
+that takes ``early_s`` to sound it (a negative value delays it). The queue is ordered by send
+time; ``at`` stays the intended (grid) time. A note-off must use its note-on's ``early_s`` (the
+voice keeps it per note), so each note's off still leaves after its on. Events report both
+times: ``at`` (grid) and ``send_at`` (when the message leaves riffd's port).
+
 Realtime: given a :class:`~daemon.realtime.RealtimeState`, the scheduler thread asks for
 SCHED_FIFO (below JACK's process thread) as it starts.
 """
@@ -52,7 +59,9 @@ class Scheduler:
         ports: an open :class:`~daemon.midi_ports.MidiPorts`.
         on_event: called after each message is sent (on the scheduler thread, outside its lock)
             with a dict such as ``{"type": "note_on", "channel": 1, "pitch": 60,
-            "velocity": 90, "at": t, "tag": None}``; ``at`` in monotonic seconds.
+            "velocity": 90, "at": t, "send_at": t - early, "tag": None}``; ``at`` (the
+            intended, grid time) and ``send_at`` (when it leaves the port: ``at - early_s``)
+            in monotonic seconds.
 
     Counters: ``notes_sent`` (note-ons sent), ``late_notes`` (events handed over too late to
     sound within 1 ms of ``at``), ``errors`` (sends that failed), ``events_dropped`` (note
@@ -72,11 +81,11 @@ class Scheduler:
         self._wake = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._heap: list = []          # (at, kind, seq, channel, pitch, velocity, tag)
+        self._heap: list = []   # (send_at, kind, seq, channel, pitch, velocity, tag, at)
         self._seq = itertools.count()
         self._sounding: collections.Counter = collections.Counter()  # (channel, pitch) -> count
         self._channels_used: set[int] = set()
-        self._horizon = 0.0            # latest `at` handed to the port, monotonic seconds
+        self._horizon = 0.0            # latest send time handed to the port, monotonic s
 
     @property
     def lookahead_s(self) -> float:
@@ -110,16 +119,19 @@ class Scheduler:
         self.stop()
 
     # ------------------------------------------------------------- scheduling
-    def schedule_on(self, at_s: float, channel: int, pitch: int, velocity: int, tag=None) -> None:
-        """Queue a note-on at monotonic time ``at_s`` (seconds); channel 1..16."""
+    def schedule_on(self, at_s: float, channel: int, pitch: int, velocity: int, tag=None,
+                    early_s: float = 0.0) -> None:
+        """Queue a note-on to sound at monotonic time ``at_s`` (seconds); channel 1..16. It
+        leaves the port ``early_s`` seconds before ``at_s`` (negative: after)."""
         _check(channel, pitch, velocity)
-        self._push(at_s, NOTE_ON, channel, pitch, velocity, tag)
+        self._push(at_s, NOTE_ON, channel, pitch, velocity, tag, early_s)
 
-    def schedule_off(self, at_s: float, channel: int, pitch: int, tag=None) -> None:
+    def schedule_off(self, at_s: float, channel: int, pitch: int, tag=None,
+                     early_s: float = 0.0) -> None:
         """Queue a note-off at monotonic time ``at_s`` (seconds); channel 1..16. ``tag`` names
-        the owner (a voice) for :meth:`cancel_pending`."""
+        the owner (a voice) for :meth:`cancel_pending`; ``early_s`` as for the note's on."""
         _check(channel, pitch)
-        self._push(at_s, NOTE_OFF, channel, pitch, 0, tag)
+        self._push(at_s, NOTE_OFF, channel, pitch, 0, tag, early_s)
 
     def send_message(self, message, at_s: float | None = None) -> None:
         """Hand one non-note message (program change, CC) to the port now, to sound at ``at_s``
@@ -128,14 +140,17 @@ class Scheduler:
             self._send_raw(list(message), at_s, None)
 
     def safe_time(self) -> float:
-        """The earliest time (monotonic seconds) at which a note-off cannot overtake a note-on
-        already handed to the port."""
+        """The earliest send time (monotonic seconds) at which a note-off cannot overtake a
+        note-on already handed to the port (a note-off scheduled with ``early_s`` leaves at
+        ``at_s - early_s``: give it ``at_s = safe_time() + early_s``)."""
         with self._lock:
             return max(time.monotonic(), self._horizon) + 0.0005
 
-    def _push(self, at_s, kind, channel, pitch, velocity, tag) -> None:
+    def _push(self, at_s, kind, channel, pitch, velocity, tag, early_s) -> None:
+        at_s = float(at_s)
         with self._wake:
-            item = (float(at_s), kind, next(self._seq), channel, pitch, velocity, tag)
+            item = (at_s - float(early_s), kind, next(self._seq), channel, pitch, velocity,
+                    tag, at_s)
             heapq.heappush(self._heap, item)
             if self._heap[0] is item:
                 self._wake.notify()  # new earliest event: re-plan the sleep
@@ -173,7 +188,8 @@ class Scheduler:
             at = max(time.monotonic(), self._horizon)
             for (channel, pitch), count in sorted(self._sounding.items()):
                 for _ in range(count):
-                    events.append(self._send_locked(NOTE_OFF, channel, pitch, 0, at, None))
+                    events.append(self._send_locked(NOTE_OFF, channel, pitch, 0, at, None,
+                                                    at))
             for channel in sorted(self._channels_used):
                 events.append(self._send_cc_locked(channel, CC_ALL_NOTES_OFF, 0, at))
             self._sounding.clear()
@@ -220,8 +236,10 @@ class Scheduler:
                 now = time.monotonic()
                 horizon = now + self.lookahead_s
                 while self._heap and self._heap[0][0] <= horizon:
-                    at, kind, _seq, channel, pitch, velocity, tag = heapq.heappop(self._heap)
-                    event = self._send_locked(kind, channel, pitch, velocity, at, tag, now)
+                    send_at, kind, _seq, channel, pitch, velocity, tag, at = \
+                        heapq.heappop(self._heap)
+                    event = self._send_locked(kind, channel, pitch, velocity, send_at, tag,
+                                              at, now)
                     if event is not None:
                         events.append(event)
                 if not events:
@@ -231,14 +249,17 @@ class Scheduler:
                     self._wake.wait(wait)
             self._publish(events)
 
-    def _send_locked(self, kind, channel, pitch, velocity, at, tag, now=None) -> dict | None:
-        """Send one note message (lock held); update the sounding multiset. Returns the event."""
+    def _send_locked(self, kind, channel, pitch, velocity, send_at, tag, at,
+                     now=None) -> dict | None:
+        """Send one note message at ``send_at`` (lock held); update the sounding multiset.
+        Returns the event (``at``: the intended time it reports)."""
         key = (channel, pitch)
         if kind == NOTE_OFF and self._sounding[key] <= 0:
             self._sounding.pop(key, None)
             return None  # its note-on was never sent (cancelled or failed): nothing to end
         status = (0x90 if kind == NOTE_ON else 0x80) | (channel - 1)
-        if not self._send_raw([status, pitch, velocity if kind == NOTE_ON else 0], at, now):
+        if not self._send_raw([status, pitch, velocity if kind == NOTE_ON else 0], send_at,
+                              now):
             self.events_dropped += 1
             if kind == NOTE_ON:
                 return None
@@ -251,12 +272,12 @@ class Scheduler:
             if self._sounding[key] <= 0:
                 del self._sounding[key]
         return {"type": "note_on" if kind == NOTE_ON else "note_off", "channel": channel,
-                "pitch": pitch, "velocity": velocity, "at": at, "tag": tag}
+                "pitch": pitch, "velocity": velocity, "at": at, "send_at": send_at, "tag": tag}
 
     def _send_cc_locked(self, channel, control, value, at) -> dict:
         self._send_raw([0xB0 | (channel - 1), control, value], at, None)
         return {"type": "control_change", "channel": channel, "control": control,
-                "value": value, "at": at, "tag": None}
+                "value": value, "at": at, "send_at": at, "tag": None}
 
     def _send_raw(self, message, at, now) -> bool:
         if now is not None and at is not None and now > at - self.ports.latency_s + LATE_S:

@@ -62,6 +62,8 @@ class ServeConfig:
     osc_reply: str = ""      # udp://HOST:PORT for every OSC reply; "" = back to the sender
     osc_events: str = ""     # udp://HOST:PORT that gets every event as OSC; "" = subscribers only
     osc_allow_remote: bool = False          # let --osc bind a non-loopback host (no auth!)
+    output_latency_ms: float = 0.0          # notes leave this many ms before their beat
+                                            # (a synth's latency; -500..500, daemon/latency.py)
     voices: list = field(default_factory=list)     # [[voice]] tables
     cc: dict = field(default_factory=dict)         # [cc] table: control -> CC number
 

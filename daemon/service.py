@@ -30,6 +30,7 @@ import torch
 from daemon.cc_map import CCMap
 from daemon.clock import Clock
 from daemon.control import ControlServer
+from daemon.latency import check_output_latency_ms, lead_s
 from daemon.midi_clock import ClockIn, ClockOut
 from daemon.midi_ports import open_midi_ports
 from daemon.phrase_capture import PhraseCaptor, PlayedNote, RunningStatus
@@ -89,6 +90,9 @@ class Riffd:
         self.audio_error = "off: start riffd serve with --audio"
         self.port_errors = 0
         self.realtime = RealtimeState(cfg.realtime)
+        # ms the voices' notes leave before their beat unless a voice has its own (latency.py)
+        self.output_latency_ms = check_output_latency_ms(cfg.output_latency_ms,
+                                                         "--output-latency-ms")
         self.ports_lost_at: float | None = None   # monotonic s when the MIDI ports went away
         self.port_losses = 0                      # times the MIDI ports went away
         self._next_reopen = 0.0                   # monotonic s of the next reconnection try
@@ -271,7 +275,8 @@ class Riffd:
                  "answer_on": cfg.answer_on, **{k: getattr(cfg, k) for k in SAMPLING_KEYS}}]
 
     def _add(self, spec: dict, generator=None) -> Voice:
-        defaults = VoiceSettings(answer_on=self.cfg.answer_on)
+        defaults = VoiceSettings(answer_on=self.cfg.answer_on,
+                                 output_latency_ms=self.output_latency_ms)
         voice = make_voice(spec, self.scheduler, self.clock, self.cfg.device, self._publish,
                            self.cfg.lookahead_s, defaults, generator)
         self.voices.add(voice)
@@ -451,7 +456,11 @@ class Riffd:
                 voice.halt()                       # the musician takes over
 
     def _bar_end(self, last_activity_s: float) -> float:
-        return self.clock.time_at(self.clock.next_bar(last_activity_s)) - BAR_END_EARLY_S
+        # closed early enough for the voice that sends earliest (output_latency_ms)
+        lead = max((lead_s(v.settings.output_latency_ms) for v in self.voices.select(None)),
+                   default=0.0)
+        return (self.clock.time_at(self.clock.next_bar(last_activity_s)) - BAR_END_EARLY_S
+                - lead)
 
     def _on_phrase(self, played: list[PlayedNote], end_s: float) -> None:
         """Captor thread: a phrase ended at ``end_s``; answer voices answer on the next beat
@@ -465,7 +474,9 @@ class Riffd:
             if voice.settings.mode != "answer":
                 continue
             unit = self.clock.beats_per_bar if voice.settings.answer_on == "bar" else 1.0
-            start = self.clock.next_beat(earliest, unit)
+            # a voice that sends early (output_latency_ms) needs that much more time
+            start = self.clock.next_beat(max(earliest, time.monotonic() + voice.prepare_s),
+                                         unit)
             log.info("phrase of %d notes in %s: %s answers from beat %.2f", len(notes),
                      key.name, voice.name, start)
             voice.answer(notes, start_beat=start)
@@ -532,6 +543,8 @@ class Riffd:
             self.clock.set_tempo(tempo)
         if args:
             self._configure(voice_name, args)
+            if voice_name is None and "output_latency_ms" in args:
+                self.output_latency_ms = args["output_latency_ms"]  # also for new voices
         return {"changed": changed}
 
     def _configure(self, voice_name: str | None, controls: dict) -> None:
@@ -677,6 +690,7 @@ class Riffd:
             "model": first.get("model"),
             "device": str(self.voices.get(None).generator.device) if voices else None,
             "tempo": self.clock.tempo,
+            "output_latency_ms": self.output_latency_ms,
             "playing": self.ports.alive and any(v["state"] != IDLE for v in voices),
             "mode": first.get("state"),
             "key": first.get("key"),

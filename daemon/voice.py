@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from daemon.latency import check_output_latency_ms, early_s, lead_s
 from engine.generator import Step
 from engine.melody_generator import Constraints
 from engine.melody_representation import Note
@@ -65,7 +66,9 @@ class VoiceSettings:
     ``transpose`` (semitones); ``low``/``high`` (MIDI pitch range); ``key`` ("" = the seed's
     key, else a tonic like "D" or "Bb") and ``scale`` ("" = none, else a name in SCALES);
     ``density`` (most note starts per bar, 0 = no limit); ``length_bars`` (answer length,
-    0 = as long as the call); ``mode`` and ``answer_on`` ("beat" | "bar").
+    0 = as long as the call); ``mode`` and ``answer_on`` ("beat" | "bar");
+    ``output_latency_ms`` (notes leave this many ms before their grid time, negative = after:
+    see daemon/latency.py).
     """
 
     channel: int = 1
@@ -82,6 +85,7 @@ class VoiceSettings:
     length_bars: int = 4
     mode: str = "answer"
     answer_on: str = "beat"
+    output_latency_ms: float = 0.0
 
 
 def check_settings(s: VoiceSettings) -> None:
@@ -99,6 +103,7 @@ def check_settings(s: VoiceSettings) -> None:
         raise ValueError(f"channel must be 1..16, not {s.channel}")
     if s.low > s.high:
         raise ValueError(f"low ({s.low}) must not be above high ({s.high})")
+    check_output_latency_ms(s.output_latency_ms)
 
 
 class Voice:
@@ -125,6 +130,9 @@ class Voice:
         self._skip_silence = 0
         self._sounding: dict[int, int] = {}        # generator pitch → output pitch
         self._on_at: dict[int, float] = {}         # generator pitch → its note-on, seconds
+        self._early: dict[int, float] = {}         # generator pitch → its send offset, s
+        self._off_sent: dict[tuple[int, int], float] = {}  # (channel, output pitch) → send
+                                                   # time of its latest note-off, seconds
         self._history: collections.deque = collections.deque(maxlen=HISTORY_NOTES)
         self._opened: dict[int, float] = {}        # generator pitch → start beat
         self._swap = None                          # (generator, beat or None)
@@ -210,7 +218,8 @@ class Voice:
                 self._failed("command", exc)
             if self.mode != IDLE and self.clock.running:
                 try:
-                    self._generate_until(time.monotonic() + self.lookahead_s)
+                    self._generate_until(time.monotonic() + self.lookahead_s
+                                         + self._lead_s())
                 except Exception as exc:
                     self._failed("model step", exc)
                     try:
@@ -230,7 +239,7 @@ class Voice:
     def _wait_s(self) -> float:
         if self.mode == IDLE or not self.clock.running:
             return 0.05
-        due = self.clock.time_at(self._cursor) - self.lookahead_s / 2
+        due = self.clock.time_at(self._cursor) - self._lead_s() - self.lookahead_s / 2
         return min(0.05, max(0.0, due - time.monotonic()))
 
     def _handle(self, command: str, arg) -> None:
@@ -241,7 +250,7 @@ class Voice:
             self._prime(notes)
             unit = self.clock.beats_per_bar if s.answer_on == "bar" else 1.0
             if start_beat is None:
-                start_beat = self.clock.next_beat(time.monotonic() + PREPARE_S, unit)
+                start_beat = self.clock.next_beat(time.monotonic() + self.prepare_s, unit)
             if s.length_bars > 0:
                 length = s.length_bars * self.clock.beats_per_bar
             else:                                           # as long as the call
@@ -260,7 +269,7 @@ class Voice:
                 # the seed takes over from the next beat; what sounds ends there
                 self._cancel_future()
                 self._prime(notes)
-                start = self.clock.next_beat(time.monotonic() + PREPARE_S)
+                start = self.clock.next_beat(time.monotonic() + self.prepare_s)
                 self._end_sounding(self.clock.time_at(start))
                 self._begin(PLAYING, start, math.inf)
                 self._skip_silence = MAX_LEADING_SILENCE_STEPS
@@ -272,14 +281,14 @@ class Voice:
             self.follows += 1
             self._cancel_future()
             self._prime(arg)
-            start = self._grid(self.clock.beat_at(time.monotonic() + PREPARE_S))
+            start = self._grid(self.clock.beat_at(time.monotonic() + self.prepare_s))
             self._end_sounding(self.clock.time_at(start))
             self._begin(FOLLOWING, start, start + self.clock.beats_per_bar)
             self._skip_silence = MAX_LEADING_SILENCE_STEPS // 4
         elif command == "play":
             if self.mode != PLAYING:
                 self._cut()
-                start = self.clock.next_beat(time.monotonic() + PREPARE_S)
+                start = self.clock.next_beat(time.monotonic() + self.prepare_s)
                 self._begin(PLAYING, start, math.inf)
                 self._skip_silence = MAX_LEADING_SILENCE_STEPS   # sound from the first beat
         elif command == "halt":
@@ -312,6 +321,20 @@ class Voice:
         self._emit_event("state", {"state": self.mode, "changed": sorted(changes)})
 
     # -- generation -------------------------------------------------------------------------
+    @property
+    def prepare_s(self) -> float:
+        """Seconds from a request to the earliest start of what it plays: PREPARE_S plus how
+        much earlier than its grid time a note leaves (output_latency_ms)."""
+        return PREPARE_S + self._lead_s()
+
+    def _early_s(self) -> float:
+        """Seconds this voice's notes leave before their grid time (negative: after)."""
+        return early_s(self.settings.output_latency_ms)
+
+    def _lead_s(self) -> float:
+        """Seconds this voice generates further ahead for its output latency (≥ 0)."""
+        return lead_s(self.settings.output_latency_ms)
+
     def _grid(self, beat: float) -> float:
         step = self.generator.step_beats
         return math.ceil(beat / step - 1e-9) * step
@@ -323,7 +346,8 @@ class Voice:
         s = self.settings
         if s.program >= 0:
             self.scheduler.send_message([0xC0 | (s.channel - 1), s.program],
-                                        self.clock.time_at(start_beat) - 0.001)
+                                        self.clock.time_at(start_beat) - 0.001
+                                        - self._early_s())
         self._set_mode(mode)
 
     def _prime(self, notes: list[Note]) -> None:
@@ -341,10 +365,11 @@ class Voice:
 
     def _generate_until(self, horizon: float) -> None:
         now = time.monotonic()
-        if self.clock.time_at(self._cursor) < now - 0.1:
+        lead = self._lead_s()
+        if self.clock.time_at(self._cursor) < now + lead - 0.1:
             # fell behind (a stall, or the MIDI clock jumped): continue on the grid from now
-            self._end_sounding(self.scheduler.safe_time())
-            self._cursor = self._grid(self.clock.beat_at(now + self.lookahead_s / 2))
+            self._end_sounding(None)
+            self._cursor = self._grid(self.clock.beat_at(now + lead + self.lookahead_s / 2))
         while self.mode != IDLE and self.clock.time_at(self._cursor) < horizon:
             if self._cursor >= self._end_beat - 1e-9:
                 self._end_sounding(self.clock.time_at(self._cursor))
@@ -400,7 +425,13 @@ class Voice:
                 on_at = at
                 if s.humanize_ms > 0:
                     on_at += min(0.05, abs(self._rng.gauss(0.0, s.humanize_ms / 1000.0)))
-                self.scheduler.schedule_on(on_at, s.channel, out, velocity, tag=self.name)
+                # after an offset change a note never leaves before the note-off of the same
+                # pitch sent with the old offset (the synth would end the new note with it)
+                early = min(self._early_s(),
+                            on_at - self._off_sent.get((s.channel, out), -math.inf))
+                self.scheduler.schedule_on(on_at, s.channel, out, velocity, tag=self.name,
+                                           early_s=early)
+                self._early[pitch] = early          # its note-off leaves with the same offset
                 self._sounding[pitch] = out
                 self._on_at[pitch] = on_at
                 self._opened[pitch] = self._cursor
@@ -410,15 +441,21 @@ class Voice:
         # the clock may have been re-anchored (MIDI clock in) since the note-on was placed:
         # an off never goes before its on
         at = max(at, self._on_at.pop(pitch, at) + 0.001)
-        self.scheduler.schedule_off(at, self.settings.channel, out, tag=self.name)
+        early, key = self._early.pop(pitch, 0.0), (self.settings.channel, out)
+        self.scheduler.schedule_off(at, key[0], out, tag=self.name, early_s=early)
+        self._off_sent[key] = max(self._off_sent.get(key, -math.inf), at - early)
         start = self._opened.pop(pitch, None)
         if start is not None:
             self._history.append(Note(pitch, start, max(self._cursor - start,
                                                          self.generator.step_beats)))
 
-    def _end_sounding(self, at: float) -> None:
+    def _end_sounding(self, at: float | None) -> None:
+        """End every sounding note at grid time ``at`` (monotonic seconds); None: as soon as
+        it safely can (each note-off leaves at the scheduler's safe time, after every note-on
+        handed over, so its grid time is that plus the note's offset)."""
+        safe = self.scheduler.safe_time() if at is None else 0.0
         for pitch in list(self._sounding):
-            self._off(pitch, at)
+            self._off(pitch, at if at is not None else safe + self._early.get(pitch, 0.0))
 
     def _cancel_future(self) -> None:
         """Drop this voice's notes not yet sent; what sounds ends at the next safe moment."""
@@ -427,7 +464,7 @@ class Voice:
     def _cut(self) -> None:
         """Drop what is scheduled and silence what sounds (stop, a new phrase)."""
         self._cancel_future()
-        self._end_sounding(self.scheduler.safe_time())
+        self._end_sounding(None)
 
     def _install(self, generator, beat: float | None) -> None:
         """Switch to ``generator`` at ``beat`` (None: now, the voice is idle)."""

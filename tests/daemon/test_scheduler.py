@@ -99,7 +99,7 @@ def test_notes_sound_at_their_times(ports, peer):
     assert sched.notes_sent == 12 and sched.errors == 0
     first = events[0]
     assert first == {"type": "note_on", "channel": 1, "pitch": 60, "velocity": 90,
-                     "at": pytest.approx(t0), "tag": 0}
+                     "at": pytest.approx(t0), "send_at": pytest.approx(t0), "tag": 0}
     assert_balanced(peer.received())
 
 
