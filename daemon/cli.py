@@ -35,6 +35,7 @@ SERVE_EPILOG = """examples:
   riffd serve --config configs/serve.toml --midi-api jack
   riffd serve --mode follow --monitor          # play along note by note; hear it at once
   riffd serve --clock-source midi              # follow the DAW's MIDI clock on riffd:in
+  riffd serve --link --link-start-stop         # join an Ableton Link session (LAN multicast)
   riffd ctl status                             # from another terminal
 
 Connect your DAW or keyboard to riffd:in and riffd:out, play a phrase and stop:
@@ -82,8 +83,18 @@ def _serve_parser(sub) -> None:
     p.add_argument("--phrase-end", dest="phrase_end", choices=["silence", "bar"],
                    help="a played phrase ends after --silence seconds (default) or at a bar line")
     p.add_argument("--beats-per-bar", dest="beats_per_bar", type=int, help="meter (default 4)")
-    p.add_argument("--clock-source", dest="clock_source", choices=["internal", "midi"],
-                   help="keep time internally (default) or follow MIDI clock on riffd:in")
+    p.add_argument("--clock-source", dest="clock_source", choices=["internal", "midi", "link"],
+                   help="keep time internally (default), follow MIDI clock on riffd:in, or "
+                        "follow an Ableton Link session (as --link)")
+    p.add_argument("--link", dest="clock_source", action="store_const", const="link",
+                   default=None,
+                   help="join an Ableton Link session: tempo and bar phase follow the session "
+                        "and `set tempo` changes it for every peer. Off by default: Link "
+                        "discovery multicasts on your local network")
+    p.add_argument("--link-start-stop", dest="link_start_stop", action="store_true",
+                   default=None,
+                   help="with --link: follow the session's start and stop (Link start/stop "
+                        "sync), and share riffd's start and stop with it")
     p.add_argument("--no-clock-out", dest="clock_out", action="store_false", default=None,
                    help="do not send MIDI clock and transport on riffd:out")
     p.add_argument("--model-dir", dest="model_dirs", action="append",

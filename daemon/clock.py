@@ -3,8 +3,9 @@
 The clock is a straight line through one anchor point: beat ``b`` sounds at
 ``anchor_s + (b - anchor_beat) * 60 / tempo`` seconds of ``time.monotonic()``. A tempo change
 re-anchors at the moment of the change, so no beat jumps. The source is ``internal`` (the
-clock runs by itself) or ``midi`` (:class:`daemon.midi_clock.ClockIn` re-anchors it at every
-incoming pulse, so that beats fall on the DAW's grid).
+clock runs by itself), ``midi`` (:class:`daemon.midi_clock.ClockIn` re-anchors it at every
+incoming pulse, so that beats fall on the DAW's grid) or ``link`` (:class:`daemon.link_clock.
+LinkClock` re-anchors it on an Ableton Link session's timeline every 10 ms).
 
 Thread safety: one lock; every method may be called from any thread.
 """
@@ -15,7 +16,7 @@ import threading
 import time
 from typing import Callable
 
-SOURCES = ("internal", "midi")
+SOURCES = ("internal", "midi", "link")
 
 TempoListener = Callable[[float, float], None]     # (monotonic seconds, BPM)
 
@@ -26,7 +27,7 @@ class Clock:
     Args:
         tempo: beats per minute.
         beats_per_bar: meter numerator (quarter-note beats).
-        source: ``"internal"`` or ``"midi"``.
+        source: ``"internal"``, ``"midi"`` or ``"link"``.
     """
 
     def __init__(self, tempo: float, beats_per_bar: int = 4, source: str = "internal"):
@@ -38,7 +39,7 @@ class Clock:
         self._tempo = float(tempo)
         self.beats_per_bar = beats_per_bar
         self.source = source
-        self.running = source == "internal"      # MIDI source: until a Start/Continue arrives
+        self.running = source != "midi"          # MIDI source: until a Start/Continue arrives
         self._anchor_s = time.monotonic()
         self._anchor_beat = 0.0
         self._listeners: list[TempoListener] = []
@@ -86,10 +87,12 @@ class Clock:
         for listener in listeners:
             listener(at, float(tempo))
 
-    def anchor(self, t_s: float, beat: float, tempo: float) -> None:
-        """Place ``beat`` at monotonic time ``t_s`` with ``tempo`` (MIDI clock in uses it)."""
+    def anchor(self, t_s: float, beat: float, tempo: float, min_change: float = 0.5) -> None:
+        """Place ``beat`` at monotonic time ``t_s`` with ``tempo`` (MIDI clock in and Link use
+        it). Tempo listeners hear of changes of at least ``min_change`` BPM (MIDI clock's
+        estimate jitters; Link's tempo is exact)."""
         with self._lock:
-            changed = abs(tempo - self._tempo) >= 0.5
+            changed = abs(tempo - self._tempo) >= min_change
             self._anchor_s, self._anchor_beat, self._tempo = t_s, float(beat), float(tempo)
             listeners = list(self._listeners) if changed else []
         for listener in listeners:

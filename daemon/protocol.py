@@ -185,8 +185,11 @@ COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
     CommandSpec("panic", "All notes off, now."),
     CommandSpec("shutdown", "Stop the daemon."),
     CommandSpec("clock", "Choose the clock source, clock output and transport.", args=(
-        ArgSpec("source", "str", choices=("internal", "midi"),
-                doc="internal (riffd keeps time) or midi (follow MIDI clock on riffd:in)"),
+        ArgSpec("source", "str", choices=("internal", "midi", "link"),
+                doc="internal (riffd keeps time), midi (follow MIDI clock on riffd:in) or "
+                    "link (join an Ableton Link session on the local network)"),
+        ArgSpec("start_stop", "bool",
+                doc="Link start/stop sync: the session's start and stop start and stop riffd"),
         ArgSpec("out", "bool", doc="send MIDI clock (24 per quarter) on riffd:out"),
         ArgSpec("transport", "str", choices=("start", "stop", "continue"),
                 doc="send MIDI start, stop or continue with the clock"),

@@ -45,7 +45,9 @@ class ServeConfig:
     phrase_end: str = "silence"             # a played phrase ends on silence | bar (line)
     beats_per_bar: int = 4                  # meter
     clock_source: str = "internal"          # internal | midi (follow MIDI clock on riffd:in)
-    clock_out: bool = True                  # send MIDI clock on riffd:out (internal source)
+                                            # | link (join an Ableton Link session; multicast)
+    link_start_stop: bool = False           # Link start/stop sync (with clock_source = link)
+    clock_out: bool = True                  # send MIDI clock on riffd:out (internal or link)
     model_dirs: list = field(default_factory=lambda: ["runs", "models"])  # the only folders
                                             # load_model, add_voice and list_models read
     max_model_mb: float = 512.0             # largest checkpoint file loaded, MB
@@ -69,7 +71,7 @@ class ServeConfig:
 
 
 CHOICES = {"mode": ("answer", "continuous", "follow"), "answer_on": ("beat", "bar"),
-           "phrase_end": ("silence", "bar"), "clock_source": ("internal", "midi"),
+           "phrase_end": ("silence", "bar"), "clock_source": ("internal", "midi", "link"),
            "realtime": ("auto", "on", "off")}
 
 

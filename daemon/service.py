@@ -31,6 +31,7 @@ from daemon.cc_map import CCMap
 from daemon.clock import Clock
 from daemon.control import ControlServer
 from daemon.latency import check_output_latency_ms, lead_s
+from daemon.link_clock import LinkClock
 from daemon.midi_clock import ClockIn, ClockOut
 from daemon.midi_ports import open_midi_ports
 from daemon.phrase_capture import PhraseCaptor, PlayedNote, RunningStatus
@@ -78,6 +79,8 @@ class Riffd:
         self.cc_map = CCMap()
         self.recorder = Recorder(self.clock)
         self.clock_in = ClockIn(self.clock, on_transport=self._on_transport)
+        self.link = LinkClock(self.clock, on_transport=self._on_link_transport,
+                              start_stop=cfg.link_start_stop)
         self.ports = None
         self.scheduler: Scheduler | None = None
         self.clock_out: ClockOut | None = None
@@ -147,6 +150,9 @@ class Riffd:
                 stack.callback(self.monitor.stop)
             if cfg.audio or cfg.audio_model:
                 self._open_audio(stack)
+            if cfg.clock_source == "link":      # on the session's grid before voices start
+                self.link.start()
+            stack.callback(self.link.stop)
             self.scheduler = Scheduler(self.ports, on_event=self._on_midi_event,
                                        realtime=self.realtime)
             self.scheduler.start()
@@ -154,7 +160,7 @@ class Riffd:
             for spec, generator in zip(specs, generators):
                 self._add(spec, generator)
             stack.callback(self._stop_voices)
-            if cfg.clock_out and cfg.clock_source == "internal":
+            if cfg.clock_out and cfg.clock_source != "midi":   # Link drives MIDI clock out too
                 self._start_clock_out()
             stack.callback(self._stop_clock_out)
             for control, number in cfg.cc.items():
@@ -433,8 +439,17 @@ class Riffd:
     def _on_transport(self, what: str) -> None:
         """MIDI start/stop/continue on riffd:in (followed when the clock source is midi)."""
         self._publish("transport", {"transport": what})
-        if self.clock.source != "midi":
-            return
+        if self.clock.source == "midi":
+            self._follow_transport(what)
+
+    def _on_link_transport(self, what: str) -> None:
+        """Link thread: the session started or stopped (Link start/stop sync on)."""
+        self._publish("transport", {"transport": what, "source": "link"})
+        if self.clock.source == "link":
+            self._follow_transport(what)
+
+    def _follow_transport(self, what: str) -> None:
+        """Start (continuous voices play) or stop (every voice) from the clock's source."""
         for voice in self.voices.select(None):
             if what == "stop":
                 voice.halt()
@@ -503,6 +518,8 @@ class Riffd:
         voices = self.voices.select(args.get("voice"))
         for voice in voices:
             voice.play()
+        if self.clock.source == "link":
+            self.link.set_playing(True)           # with Link start/stop sync: every peer starts
         if self.clock_out is not None and self.clock_out.transport != "playing":
             self.clock_out.send_transport("start")
         return {"playing": True, "voices": [v.name for v in voices]}
@@ -512,6 +529,8 @@ class Riffd:
             voice.halt()
         if args.get("voice") is None and self.clock_out is not None:
             self.clock_out.send_transport("stop")
+        if args.get("voice") is None and self.clock.source == "link":
+            self.link.set_playing(False)          # with Link start/stop sync: every peer stops
         return {"playing": False}
 
     def _panic(self, cmd, args) -> dict:
@@ -540,7 +559,10 @@ class Riffd:
             if self.clock.source == "midi":
                 raise ProtocolError("unavailable", "the tempo follows MIDI clock in; switch to the "
                                                    "internal clock first: clock source=internal")
-            self.clock.set_tempo(tempo)
+            if self.clock.source == "link":
+                self.link.set_tempo(tempo)           # the session's tempo, for every peer
+            else:
+                self.clock.set_tempo(tempo)
         if args:
             self._configure(voice_name, args)
             if voice_name is None and "output_latency_ms" in args:
@@ -574,8 +596,12 @@ class Riffd:
     def _clock(self, cmd, args) -> dict:
         if "beats_per_bar" in args:
             self.clock.beats_per_bar = args["beats_per_bar"]
+        if "start_stop" in args:
+            self.link.set_start_stop(args["start_stop"])
         if "source" in args and args["source"] != self.clock.source:
-            self.clock.source = args["source"]
+            previous, self.clock.source = self.clock.source, args["source"]
+            if args["source"] != "link":
+                self.link.stop()                     # leave the session
             if args["source"] == "midi":
                 self._stop_clock_out()
                 self.clock.running = False
@@ -583,8 +609,14 @@ class Riffd:
                 self.clock.running = True
                 if self.cfg.clock_out and args.get("out", True):
                     self._start_clock_out()
+            if args["source"] == "link":
+                try:   # join; with start/stop sync the session's state decides `running`
+                    self.link.start()
+                except OSError as exc:               # LinkPython-extern missing
+                    self.clock.source = previous
+                    raise ProtocolError("unavailable", f"clock: {exc}") from None
         if "out" in args:
-            if args["out"] and self.clock.source == "internal":
+            if args["out"] and self.clock.source != "midi":
                 self._start_clock_out()
             elif not args["out"]:
                 self._stop_clock_out()
@@ -598,7 +630,7 @@ class Riffd:
     def _clock_status(self) -> dict:
         return {"clock": self.clock.status(),
                 "clock_out": self.clock_out.status() if self.clock_out else {"enabled": False},
-                "clock_in": self.clock_in.status()}
+                "clock_in": self.clock_in.status(), "link": self.link.status()}
 
     def _add_voice(self, cmd, args) -> Deferred:
         """Check the name, controls and model path at once; load the model (slow) on the
