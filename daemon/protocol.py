@@ -271,6 +271,9 @@ EVENTS: dict[str, EventSpec] = {e.name: e for e in (
     EventSpec("ports", ("output", "alive", "reason"),
               "The MIDI ports (output \"midi\") or the audio output (\"audio\") went away "
               "(the JACK server stopped) or came back (re-registered under the same names)."),
+    EventSpec("plan", ("voice", "beat", "until", "notes"),
+              "What a voice has generated and placed ahead of the playhead and will play next; "
+              "only on change, at most 4 a second per voice."),
 )}
 
 

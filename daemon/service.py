@@ -483,7 +483,8 @@ class Riffd:
         notes = self._beats(played)
         key = estimate_key(notes)
         self._publish("phrase", {"notes": [_note_dict(n) for n in notes], "key": key.name,
-                                 "source": "midi", "end": end_s})
+                                 "source": "midi", "end": end_s,
+                                 "beat": round(self.clock.beat_at(played[0].on_s), 4)})
         earliest = max(end_s, time.monotonic() + PREPARE_S)
         for voice in self.voices.select(None):
             if voice.settings.mode != "answer":

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from daemon.latency import check_output_latency_ms, early_s, lead_s
+from daemon.plan import Plan
 from engine.generator import Step
 from engine.melody_generator import Constraints
 from engine.melody_representation import Note
@@ -145,6 +146,7 @@ class Voice:
         self.last_swap: dict | None = None         # {"beat", "at"} of the latest model switch
         self.step_seconds: collections.deque = collections.deque(maxlen=4096)
         self.last_key = generator.key.name
+        self.plan = Plan()                         # notes placed ahead (plan events)
 
     # -- commands, from any thread --------------------------------------------------------
     def answer(self, notes: list[Note], start_beat: float | None = None) -> None:
@@ -226,6 +228,7 @@ class Voice:
                         self._cut()
                     finally:
                         self._set_mode(IDLE)
+            self._publish_plan()
 
     def _failed(self, what: str, exc: Exception) -> None:
         """Count, log and publish a failure of this voice's ``what`` (this thread)."""
@@ -432,6 +435,7 @@ class Voice:
                 self.scheduler.schedule_on(on_at, s.channel, out, velocity, tag=self.name,
                                            early_s=early)
                 self._early[pitch] = early          # its note-off leaves with the same offset
+                self.plan.started(out, velocity, self._cursor, on_at)
                 self._sounding[pitch] = out
                 self._on_at[pitch] = on_at
                 self._opened[pitch] = self._cursor
@@ -444,6 +448,7 @@ class Voice:
         early, key = self._early.pop(pitch, 0.0), (self.settings.channel, out)
         self.scheduler.schedule_off(at, key[0], out, tag=self.name, early_s=early)
         self._off_sent[key] = max(self._off_sent.get(key, -math.inf), at - early)
+        self.plan.ended(out, self.clock.beat_at(at))
         start = self._opened.pop(pitch, None)
         if start is not None:
             self._history.append(Note(pitch, start, max(self._cursor - start,
@@ -460,6 +465,7 @@ class Voice:
     def _cancel_future(self) -> None:
         """Drop this voice's notes not yet sent; what sounds ends at the next safe moment."""
         self.scheduler.cancel_pending(tag=self.name)
+        self.plan.cancel(self.scheduler.safe_time())
 
     def _cut(self) -> None:
         """Drop what is scheduled and silence what sounds (stop, a new phrase)."""
@@ -492,6 +498,16 @@ class Voice:
         if mode != self.mode:
             self.mode = mode
             self._emit_event("state", {"state": mode, "key": self.last_key})
+
+    def _publish_plan(self) -> None:
+        """Publish a ``plan`` event (daemon/plan.py) when the plan changed, at most a few
+        a second (voice thread)."""
+        now = time.monotonic()
+        now_beat = self.clock.beat_at(now)
+        until = self._cursor if self.mode != IDLE else now_beat
+        data = self.plan.due(now, now_beat, until)
+        if data is not None:
+            self._emit_event("plan", data)
 
     def _emit_event(self, name: str, data: dict) -> None:
         if self._on_event is not None:
