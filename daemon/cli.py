@@ -22,6 +22,7 @@ EPILOG = """commands:
   serve   run the daemon (MIDI ports + ZeroMQ control)
   ctl     send a command to a running daemon: riffd ctl status
   keys    show or create the keys that tcp:// endpoints need (see README "Security")
+  view    watch and drive a running daemon live: voices, piano roll, plan, clock, counters
   demo    set everything up, play a phrase into riffd, record its answer to out/
   train   train a model from a recipe: riffd train configs/melody_erk.toml
   eval    evaluate a checkpoint on held-out data
@@ -208,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     from daemon import ctl, demo, keys
     ctl.add_arguments(sub.add_parser("ctl", help="send a command to a running daemon"))
     keys.add_arguments(sub.add_parser("keys", help="show or create keys for tcp:// endpoints"))
+    from daemon import view
+    view.add_arguments(sub.add_parser("view", help="watch and drive a running daemon live"))
     demo.add_arguments(sub.add_parser("demo", help="play a phrase into riffd and record the answer"))
     sub.add_parser("train", help="train a model: riffd train configs/melody_erk.toml (see --help)")
     sub.add_parser("eval", help="evaluate a checkpoint on held-out data (see --help)")
@@ -219,4 +222,6 @@ def main(argv: list[str] | None = None) -> int:
         return ctl.run(args)
     if args.command == "keys":
         return keys.run(args)
+    if args.command == "view":
+        return view.run(args)
     return demo.run(args)

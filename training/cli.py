@@ -35,16 +35,14 @@ def _train_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="log warnings only")
 
 
-def _family_command(args, attribute: str, verb: str) -> int:
-    from engine.checkpoint import CheckpointError, read_metadata
-    from training.families import resolve, training_family
+def _offline_command(args, target: str, verb: str) -> int:
+    """Run ``riffd eval`` or ``riffd render``: print what it returns; a refusal
+    (ValueError, CheckpointError, a refused file) is one line on stderr and exit status 2."""
+    from engine.checkpoint import CheckpointError
+    from training.families import resolve
     try:
-        family = read_metadata(args.checkpoint).get("family")
-        target = getattr(training_family(family), attribute)
-        if target is None:
-            raise ValueError(f"the {family} family has no `riffd {verb}`")
-        result = resolve(target)(args.checkpoint, args)
-    except (CheckpointError, ValueError) as exc:
+        result = resolve(target)(args)
+    except (CheckpointError, ValueError, OSError) as exc:
         print(f"riffd {verb}: {exc}", file=sys.stderr)
         return 2
     if result is not None:
@@ -69,22 +67,105 @@ def train_command(args) -> int:
     return 0
 
 
+EVAL_EPILOG = """examples:
+  riffd eval runs/melody_erk/best.safetensors
+  riffd eval runs/melody_erk/best.safetensors --out reports/ --store
+  riffd eval engine/models/melody_erk.safetensors --out reports/
+
+The checkpoint is only read. --store also writes the report into the checkpoint's
+metadata (metrics.evaluation); a model inside the riffd package (engine/models/) is
+never rewritten: copy it first (cp engine/models/melody_erk.safetensors my.safetensors).
+"""
+
+RENDER_EPILOG = """examples:
+  riffd render engine/models/melody_erk.safetensors -o out.mid --wav --png
+  riffd render runs/notewise_n2/best.safetensors -o riff.mid --seed phrase.mid --bars 16
+  riffd render runs/melody_erk/best.safetensors -o a.mid --temperature 0.8 --top-p 0.9 --rng-seed 7
+  riffd render engine/models/spectral_default.safetensors -o out.wav --seconds 30 --seed clip.flac
+  riffd render engine/models/spectral_default.safetensors -o out.wav --seed phrase.mid
+
+Symbolic models (melody_lstm, notewise_lstm, multilabel_lstm, gan_cnn, gan_bilstm) write
+MIDI: the seed (if any) on one track and riffd's continuation, from the bar after the seed,
+on another; --wav and --png add a WAV (FluidSynth, the TimGM6mb soundfont of pretty_midi)
+and a piano roll beside it. Their length is --bars (4/4). The spectral model writes a WAV
+and a spectrogram PNG; its length is --seconds. A wrong seed kind, option or output suffix
+for the model is refused with exit status 2.
+"""
+
+
+def _eval_parser(sub) -> None:
+    ev = sub.add_parser("eval", help="evaluate a checkpoint on held-out data",
+                        description="Evaluate a checkpoint against the held-out part of its "
+                                    "own recipe's corpus: metrics as JSON (printed and "
+                                    "written) and a PNG report.",
+                        epilog=EVAL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("checkpoint", help="a .safetensors checkpoint written by riffd train")
+    ev.add_argument("--out", metavar="FOLDER",
+                    help="folder for <name>.eval.json and <name>.eval.png (default: beside the "
+                         "checkpoint; the current folder for a model inside the riffd package)")
+    ev.add_argument("--store", action="store_true",
+                    help="also store the report in the checkpoint's metadata (rewrites the "
+                         "checkpoint; refused for the models inside the riffd package)")
+    ev.add_argument("--quiet", action="store_true", help="log warnings only")
+
+
+def _render_parser(sub) -> None:
+    rd = sub.add_parser("render", help="generate MIDI or audio offline from a checkpoint",
+                        description="Generate offline from a checkpoint of any family: MIDI "
+                                    "(and on request WAV and a piano roll) for symbolic "
+                                    "models, WAV and a spectrogram for the spectral model.",
+                        epilog=RENDER_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rd.add_argument("checkpoint", help="a .safetensors checkpoint (e.g. "
+                                       "engine/models/melody_erk.safetensors)")
+    rd.add_argument("output", nargs="?", help="output file, as -o")
+    rd.add_argument("-o", "--output", dest="output_option", metavar="OUT",
+                    help="output file: .mid for symbolic models, .wav for the spectral model")
+    rd.add_argument("--seed", metavar="FILE",
+                    help="what to continue: a MIDI file for symbolic models; an audio clip "
+                         "(WAV, FLAC, OGG) or a MIDI file (rendered with FluidSynth) for the "
+                         "spectral model (default: a fresh start; spectral: a held-out clip)")
+    length = rd.add_mutually_exclusive_group()
+    length.add_argument("--bars", type=int, metavar="N",
+                        help="length of a symbolic render in 4/4 bars (default 8)")
+    length.add_argument("--seconds", type=float, metavar="S",
+                        help="length of a spectral render in seconds (default 30)")
+    rd.add_argument("--tempo", type=float, metavar="BPM",
+                    help="tempo of the MIDI and WAV, 20..300 (default: the seed's, else 120)")
+    rd.add_argument("--wav", action="store_true",
+                    help="symbolic: also write OUT.wav, rendered with FluidSynth")
+    rd.add_argument("--png", action="store_true",
+                    help="symbolic: also write OUT.png, a piano roll (spectral models always "
+                         "write a spectrogram)")
+    rd.add_argument("--temperature", type=float, metavar="T",
+                    help="sampling temperature 0.05..5: low is safe, high adventurous "
+                         "(default 1)")
+    rd.add_argument("--top-k", type=int, metavar="K",
+                    help="sample among the K most likely tokens only, 0..512 (default 0 = off)")
+    rd.add_argument("--top-p", type=float, metavar="P",
+                    help="sample among the most likely tokens whose probabilities add up to "
+                         "P, 0.01..1 (default 1 = off)")
+    rd.add_argument("--greedy", action="store_true",
+                    help="always pick the most likely token (ignores the temperature)")
+    rd.add_argument("--density", type=int, metavar="N",
+                    help="most notes started per bar, 0..64 (default 0 = no limit)")
+    rd.add_argument("--low", type=int, metavar="PITCH",
+                    help="lowest MIDI pitch played (default 0)")
+    rd.add_argument("--high", type=int, metavar="PITCH",
+                    help="highest MIDI pitch played (default 127)")
+    rd.add_argument("--velocity", type=int, metavar="V",
+                    help="MIDI velocity of the generated notes, 1..127 (default 90)")
+    rd.add_argument("--rng-seed", "--seed-value", dest="rng_seed", type=int, metavar="N",
+                    help="seed of the random draws: the same N gives the same output "
+                         "(default: a fresh one, printed)")
+    rd.add_argument("--quiet", action="store_true", help="log warnings only")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riffd", description="riffd's offline commands.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _train_parser(sub)
-    ev = sub.add_parser("eval", help="evaluate a checkpoint on held-out data",
-                        description="Evaluate a checkpoint: metrics as JSON and a PNG report.")
-    ev.add_argument("checkpoint")
-    ev.add_argument("--out", help="report folder (default: beside the checkpoint)")
-    ev.add_argument("--quiet", action="store_true")
-    rd = sub.add_parser("render", help="generate audio or MIDI offline from a checkpoint",
-                        description="Generate offline from a checkpoint.")
-    rd.add_argument("checkpoint")
-    rd.add_argument("output", help="output file (.wav for audio models, .mid for symbolic)")
-    rd.add_argument("--seconds", type=float, default=30.0, help="length to generate, seconds")
-    rd.add_argument("--seed", help="seed clip or MIDI file")
-    rd.add_argument("--quiet", action="store_true")
+    _eval_parser(sub)
+    _render_parser(sub)
     return parser
 
 
@@ -94,5 +175,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         return train_command(args)
     if args.command == "eval":
-        return _family_command(args, "evaluator", "eval")
-    return _family_command(args, "renderer", "render")
+        return _offline_command(args, "training.evaluate:eval_command", "eval")
+    return _offline_command(args, "training.render:render_command", "render")

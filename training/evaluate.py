@@ -8,9 +8,11 @@ own recipe (same corpus, same seeded split). Per family, the model's own held-ou
   gan_cnn/bilstm  (no likelihood) the metrics on 2000 independent bars, as the GAN
                   document's Table 1 does, and on pieces played through the latent walk
 Writes ``<checkpoint stem>.eval.json`` and ``<checkpoint stem>.eval.png`` (piano rolls of
-samples, pitch-class and note-length histograms) beside the checkpoint or in ``--out``,
-and stores the report in the checkpoint's metadata under ``metrics.evaluation``
-(rewriting the file atomically with its tensors unchanged).
+samples, pitch-class and note-length histograms) beside the checkpoint or in ``--out`` (the
+current folder for a model inside the riffd package, whose files are never written).
+The checkpoint is only read; ``--store`` also stores the report in its metadata under
+``metrics.evaluation`` (rewriting the file atomically with its tensors unchanged), and is
+refused for a model inside the riffd package.
 """
 from __future__ import annotations
 
@@ -67,17 +69,89 @@ def generate_pieces(generator, n_pieces: int = PIECES,
     return pieces
 
 
+def package_folders() -> list[Path]:
+    """The folders of the installed riffd package (engine/, training/, daemon/), found
+    without importing them."""
+    from importlib.util import find_spec
+    folders = []
+    for name in ("engine", "training", "daemon"):
+        spec = find_spec(name)
+        folders += [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    return folders
+
+
+def inside_package(path: str | Path) -> bool:
+    """Whether ``path`` (links resolved) lies inside the installed riffd package."""
+    from engine.safe_files import is_within
+    return is_within(path, package_folders())
+
+
+def report_folder(checkpoint: str | Path, out: str | None) -> Path:
+    """Where the report files go: ``out``, else beside the checkpoint, else (a checkpoint
+    inside the riffd package) the current folder. Never a folder inside the package."""
+    checkpoint = Path(checkpoint)
+    if out:
+        folder = Path(out)
+        if inside_package(folder):
+            raise ValueError(f"--out {out} lies inside the riffd package; give a folder of "
+                             "your own, e.g. --out reports/")
+    elif not inside_package(checkpoint.parent):
+        folder = checkpoint.parent
+    else:
+        folder = Path.cwd()
+        if inside_package(folder):
+            raise ValueError(f"{checkpoint} is inside the riffd package and so is the current "
+                             "folder; give a folder for the report, e.g. --out reports/")
+    return folder
+
+
 def _out_dir(checkpoint: Path, args) -> Path:
-    out = getattr(args, "out", None)
-    folder = Path(out) if out else checkpoint.parent
+    folder = report_folder(checkpoint, getattr(args, "out", None))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def store_report(checkpoint: str | Path, report: dict) -> Path:
+    """Store ``report`` in the checkpoint's metadata under ``metrics.evaluation`` (atomic
+    rewrite, tensors unchanged). Refused for a model inside the riffd package."""
+    checkpoint = Path(checkpoint)
+    if inside_package(checkpoint):
+        raise ValueError(f"{checkpoint} is a model inside the riffd package, which riffd "
+                         f"never rewrites; copy it first (cp {checkpoint} my_model.safetensors) "
+                         "and evaluate the copy with --store")
+    tensors, metadata = load_checkpoint(checkpoint)
+    metadata.setdefault("metrics", {})["evaluation"] = report
+    return save_checkpoint(checkpoint, tensors, metadata)
+
+
+def eval_command(args) -> str:
+    """``riffd eval``: the family's evaluation of ``args.checkpoint``, reports written to
+    :func:`report_folder`; with ``args.store`` the report also goes into the checkpoint.
+    Returns the report as JSON text."""
+    from engine.checkpoint import read_metadata
+    from training.families import resolve, training_family
+    checkpoint = Path(args.checkpoint)
+    family = read_metadata(checkpoint).get("family")
+    target = training_family(family).evaluator
+    if target is None:
+        raise ValueError(f"the {family} family has no `riffd eval`")
+    store = bool(getattr(args, "store", False))
+    if store and inside_package(checkpoint):
+        store_report(checkpoint, {})            # raises, naming the fix, before any work
+    args.out = str(report_folder(checkpoint, getattr(args, "out", None)))
+    report = resolve(target)(checkpoint, args)
+    if isinstance(report, str):                 # the spectral evaluation returns JSON text
+        report = json.loads(report)
+    if store:
+        store_report(checkpoint, report)
+        log.info("stored the report in %s (metrics.evaluation)", checkpoint)
+    return json.dumps(report, indent=2)
 
 
 def write_report(checkpoint: str | Path, args, report: dict,
                  generated: Sequence[np.ndarray], real: Sequence[np.ndarray],
                  pitch_range: PitchRange) -> dict:
-    """Write the JSON and PNG, store the report in the checkpoint's metadata.
+    """Write the JSON and PNG (the checkpoint is not touched: see :func:`store_report`).
 
     Returns the report with ``checkpoint`` and ``files`` (the JSON and PNG paths) added."""
     checkpoint = Path(checkpoint)
@@ -88,9 +162,6 @@ def write_report(checkpoint: str | Path, args, report: dict,
               "files": {"json": str(json_path), "png": str(png_path)}}
     json_path.write_text(json.dumps(report, indent=2))
     plot_report(generated, real, pitch_range, png_path, report.get("family", ""))
-    tensors, metadata = load_checkpoint(checkpoint)
-    metadata.setdefault("metrics", {})["evaluation"] = report
-    save_checkpoint(checkpoint, tensors, metadata)
     log.info("evaluation report: %s, %s", json_path, png_path)
     return report
 

@@ -1,9 +1,10 @@
-"""``riffd render CHECKPOINT out.wav --seconds 30 --seed CLIP`` for spectral models.
+"""``riffd render CHECKPOINT -o out.wav --seconds 30 --seed CLIP`` for spectral models.
 
-Primes the model with a seed clip (the last 10 s of any audio file; without ``--seed``, the
-first 10 s of a held-out clip of the checkpoint's own corpus), generates ``--seconds`` of
-audio frame by frame with the stateful generator and writes a WAV at the model's rate plus a
-spectrogram PNG beside it.
+Primes the model with a seed clip (the last 10 s of any audio file, or of a MIDI file
+rendered to audio with FluidSynth first; without ``--seed``, the first 10 s of a held-out
+clip of the checkpoint's own corpus), generates ``--seconds`` of audio frame by frame with
+the stateful generator and writes a WAV at the model's rate plus a spectrogram PNG beside it.
+Seed files are opened only when they are regular files (``engine.safe_files``).
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from engine.loading import load_model
+from engine.safe_files import check_regular
 from engine.spectral_generator import SpectralGenerator, WindowedSpectralGenerator
 from training.audio_corpus import load_audio_corpus, read_audio
 from training.spectral_config import SpectralDataConfig
@@ -55,8 +58,22 @@ def seed_samples(seed: str | None, metadata: dict, sample_rate: int) -> tuple[np
     clip (generation continues it), or the first SEED_SECONDS of a held-out clip (rendered
     pieces end in a fading tail)."""
     if seed:
-        samples = read_audio(seed, sample_rate)
-        return samples[-int(SEED_SECONDS * sample_rate):], seed
+        from training.render_seed import MAX_SEED_BYTES, SeedError, midi_seed_audio, seed_kind
+        if seed_kind(seed) == "midi":
+            samples = midi_seed_audio(seed, sample_rate)
+            source = f"{seed}, rendered with FluidSynth"
+        else:
+            check_regular(seed, MAX_SEED_BYTES, "cut the seed shorter")
+            try:
+                samples = read_audio(seed, sample_rate)
+            except ValueError as exc:
+                raise SeedError(f"seed {exc}; give a WAV, FLAC or OGG clip, or a MIDI file "
+                                "(.mid)") from None
+            source = seed
+        if not samples.size:
+            raise SeedError(f"seed {seed} holds no sound; give a clip (or MIDI file) with "
+                            "some music in it")
+        return samples[-int(SEED_SECONDS * sample_rate):], source
     clips = held_out_clips(metadata)
     if not clips:
         raise ValueError("no --seed given and the checkpoint's held-out clips cannot be "
@@ -102,14 +119,18 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> float:
 
 
 def render(checkpoint: str | Path, output: str | Path, seconds: float = 30.0,
-           seed: str | None = None) -> Path:
-    """Generate ``seconds`` of audio into ``output`` (.wav) and a spectrogram beside it."""
+           seed: str | None = None, rng_seed: int | None = None) -> Path:
+    """Generate ``seconds`` of audio into ``output`` (.wav) and a spectrogram beside it;
+    ``rng_seed`` seeds torch's and NumPy's RNGs (for models that sample)."""
     output = Path(output)
     if output.suffix.lower() != ".wav":
         raise ValueError(f"spectral models render audio: give an output ending in .wav, "
                          f"not {output.name}")
-    if not seconds > 0:
-        raise ValueError(f"--seconds must be positive, got {seconds}")
+    if not 0 < seconds <= 3600:
+        raise ValueError(f"--seconds must be more than 0 and at most 3600, got {seconds:g}")
+    if rng_seed is not None:
+        torch.manual_seed(rng_seed)
+        np.random.seed(rng_seed % 2**32)
     generator = load_spectral(checkpoint)
     rate = generator.sample_rate
     seed_audio, source = seed_samples(seed, generator.metadata, rate)
@@ -126,8 +147,10 @@ def render(checkpoint: str | Path, output: str | Path, seconds: float = 30.0,
 
 
 def render_command(checkpoint, args) -> Path:
-    """The ``riffd render`` entry point (args.output, args.seconds, args.seed)."""
+    """The ``riffd render`` entry point (args.output, args.seconds, args.seed,
+    args.rng_seed)."""
     try:
-        return render(checkpoint, args.output, args.seconds, args.seed)
+        return render(checkpoint, args.output, args.seconds if args.seconds is not None
+                      else 30.0, args.seed, getattr(args, "rng_seed", None))
     except OSError as exc:
         raise ValueError(str(exc)) from exc

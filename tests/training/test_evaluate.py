@@ -1,5 +1,8 @@
-"""`riffd eval` on a tiny trained melody model and a tiny GAN: JSON, PNG, metadata."""
+"""`riffd eval` on tiny trained models of four families: JSON, PNG; the checkpoint is only
+written with --store, and never inside the riffd package."""
+import hashlib
 import json
+import shutil
 
 import pytest
 
@@ -8,7 +11,8 @@ from engine.generator import Step
 from engine.melody_representation import Note
 from tests.training.test_train_gan import train_tiny_gan
 from training.cli import main as cli_main
-from training.evaluate import steps_to_notes
+from engine.loading import BUNDLED_MODEL
+from training.evaluate import report_folder, steps_to_notes
 from training.families import resolve, training_family
 from training.recipe import load_recipe
 from training.train_melody import train as train_melody
@@ -23,6 +27,10 @@ MULTILABEL = ["data.max_songs=6", "model.hidden_size=32", "model.dense_size=32",
 HELD_OUT = {"melody_lstm": ("next_token_accuracy", "bits_per_token"),
             "notewise_lstm": ("pitch_accuracy", "duration_accuracy", "bits_per_event"),
             "multilabel_lstm": ("top3_accuracy", "frame_accuracy", "bits_per_frame")}
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def train_tiny(root, config, overrides):
@@ -54,12 +62,14 @@ def test_steps_to_notes():
 
 
 @pytest.mark.parametrize("family", ["melody_lstm", "gan_cnn", "notewise_lstm", "multilabel_lstm"])
-def test_eval_writes_report_and_stores_metrics(checkpoints, family, tmp_path, capsys):
+def test_eval_writes_report_and_leaves_the_checkpoint_alone(checkpoints, family, tmp_path,
+                                                           capsys):
     _, paths = checkpoints
     path = paths[family]
-    tensors_before, _ = load_checkpoint(path)
+    digest = sha256(path)
     assert cli_main(["eval", str(path), "--out", str(tmp_path / "report"), "--quiet"]) == 0
     report = json.loads((tmp_path / "report" / f"{path.stem}.eval.json").read_text())
+    assert json.loads(capsys.readouterr().out) == report
     assert (tmp_path / "report" / f"{path.stem}.eval.png").read_bytes()[:4] == b"\x89PNG"
     assert report["family"] == family
     side = report["independent_bars"] if family == "gan_cnn" else report["side_by_side"]
@@ -75,11 +85,39 @@ def test_eval_writes_report_and_stores_metrics(checkpoints, family, tmp_path, ca
     else:
         assert report["independent_bars"]["count"] == 2000
         assert report["latent_walk"]["pieces"] > 0
+    assert sha256(path) == digest                          # byte for byte: not rewritten
+    assert "evaluation" not in read_metadata(path).get("metrics", {})
+
+
+def test_eval_store_writes_the_report_into_the_checkpoint(checkpoints, tmp_path, capsys):
+    _, paths = checkpoints
+    path = tmp_path / "gan.safetensors"
+    shutil.copy(paths["gan_cnn"], path)
+    tensors_before, _ = load_checkpoint(path)
+    assert cli_main(["eval", str(path), "--store", "--quiet"]) == 0
+    report = json.loads((tmp_path / "gan.eval.json").read_text())      # beside the checkpoint
     stored = read_metadata(path)["metrics"]["evaluation"]
-    assert stored["family"] == family and stored["files"] == report["files"]
+    assert stored == report and stored["family"] == "gan_cnn"
     tensors_after, _ = load_checkpoint(path)
     assert tensors_after.keys() == tensors_before.keys()
     assert all((tensors_after[k] == tensors_before[k]).all() for k in tensors_before)
+
+
+def test_eval_never_writes_inside_the_package(tmp_path, capsys, monkeypatch):
+    models = BUNDLED_MODEL.parent
+    listing, digest = sorted(p.name for p in models.iterdir()), sha256(BUNDLED_MODEL)
+    assert cli_main(["eval", str(BUNDLED_MODEL), "--store", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "inside the riffd package" in err and "copy it first" in err
+    assert cli_main(["eval", str(BUNDLED_MODEL), "--out", str(models)]) == 2
+    assert "give a folder of your own" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)                 # no --out: the report goes to the current folder
+    assert report_folder(BUNDLED_MODEL, None) == tmp_path
+    monkeypatch.chdir(models)
+    with pytest.raises(ValueError, match="--out"):
+        report_folder(BUNDLED_MODEL, None)
+    assert sorted(p.name for p in models.iterdir()) == listing
+    assert sha256(BUNDLED_MODEL) == digest
 
 
 def test_eval_of_a_missing_checkpoint_is_a_clear_error(tmp_path, capsys):

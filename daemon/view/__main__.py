@@ -1,0 +1,9 @@
+"""``python -m daemon.view``: the same as ``riffd view``."""
+import argparse
+import sys
+
+from daemon.view import add_arguments, run
+
+parser = argparse.ArgumentParser(prog="riffd view")
+add_arguments(parser)
+sys.exit(run(parser.parse_args()))
