@@ -22,6 +22,7 @@ EPILOG = """commands:
   serve   run the daemon (MIDI ports + ZeroMQ control)
   ctl     send a command to a running daemon: riffd ctl status
   keys    show or create the keys that tcp:// endpoints need (see README "Security")
+  doctor  check MIDI, audio, FluidSynth, CUDA and the control endpoint; say what to fix
   view    watch and drive a running daemon live: voices, piano roll, plan, clock, counters
   demo    set everything up, play a phrase into riffd, record its answer to out/
   train   train a model from a recipe: riffd train configs/melody_erk.toml
@@ -209,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     from daemon import ctl, demo, keys
     ctl.add_arguments(sub.add_parser("ctl", help="send a command to a running daemon"))
     keys.add_arguments(sub.add_parser("keys", help="show or create keys for tcp:// endpoints"))
+    from daemon import doctor
+    doctor.add_arguments(sub.add_parser("doctor", help="check this machine for what riffd "
+                                                       "needs and say what to fix"))
     from daemon import view
     view.add_arguments(sub.add_parser("view", help="watch and drive a running daemon live"))
     demo.add_arguments(sub.add_parser("demo", help="play a phrase into riffd and record the answer"))
@@ -220,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     if args.command == "ctl":
         return ctl.run(args)
+    if args.command == "doctor":
+        return doctor.run(args)
     if args.command == "keys":
         return keys.run(args)
     if args.command == "view":
