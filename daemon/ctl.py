@@ -30,6 +30,59 @@ examples:
 """
 
 
+# Examples per command for `riffd ctl COMMAND --help` (a command missing here gets examples
+# made from its spec table, so every command's help shows lines that fit it).
+COMMAND_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "ping": ("riffd ctl ping",
+             "riffd ctl --endpoint tcp://studio.local:5555 ping   # CURVE keys: see `riffd keys`"),
+    "status": ("riffd ctl status", "riffd ctl status --timeout 5"),
+    "start": ("riffd ctl start", "riffd ctl start voice=bass"),
+    "stop": ("riffd ctl stop", "riffd ctl stop voice=bass"),
+    "set": ("riffd ctl set tempo=100 temperature=0.8 greedy=false",
+            "riffd ctl set scale=dorian key=D density=6 voice=lead"),
+    "seed": ("riffd ctl seed 60:0:1 62:1:1 64:2:2          # pitch:start:duration, in beats",
+             "riffd ctl seed --file phrase.json play=false"),
+    "panic": ("riffd ctl panic",),
+    "shutdown": ("riffd ctl shutdown",),
+    "clock": ("riffd ctl clock source=midi", "riffd ctl clock out=true transport=start"),
+    "add_voice": ("riffd ctl add_voice name=bass low=36 high=55 channel=2",
+                  "riffd ctl add_voice name=chords model=runs/m5/best.safetensors mode=continuous"),
+    "remove_voice": ("riffd ctl remove_voice name=bass",),
+    "load_model": ("riffd ctl load_model path=runs/melody_erk/best.safetensors",
+                   "riffd ctl load_model path=runs/n2/best.safetensors voice=bass"),
+    "list_models": ("riffd ctl list_models",),
+    "map_cc": ("riffd ctl map_cc cc=74 control=temperature",
+               "riffd ctl map_cc cc=1 control=density voice=bass channel=2"),
+    "learn": ("riffd ctl learn control=temperature      # then turn a knob",),
+    "record": ("riffd ctl record action=start", "riffd ctl record action=stop"),
+    "audio_start": ("riffd ctl audio_start",),
+    "audio_stop": ("riffd ctl audio_stop",),
+    "audio_seed": ("riffd ctl audio_seed path=clip.wav",
+                   "riffd ctl audio_seed samples=[0.0,0.1,0.2] sample_rate=16000"),
+    "audio_gain": ("riffd ctl audio_gain db=-6", "riffd ctl audio_gain gain=0.5"),
+    "audio_status": ("riffd ctl audio_status",),
+}
+_EXAMPLE_VALUES = {"int": "1", "float": "1.0", "bool": "true", "str": "NAME"}
+
+
+def command_examples(spec) -> list[str]:
+    """Example command lines for one protocol command (hand-written, else from its spec)."""
+    if spec.name in COMMAND_EXAMPLES:
+        return list(COMMAND_EXAMPLES[spec.name])
+    def value(a: ArgSpec) -> str:
+        if a.choices:
+            return str(a.choices[-1])
+        if a.type in ("int", "float") and a.min is not None:
+            return str(a.min)
+        return _EXAMPLE_VALUES.get(a.type, "VALUE")
+    words = [f"{a.name}={value(a)}" for a in spec.args if a.required]
+    return [" ".join(["riffd ctl", spec.name, *words])]
+
+
+def _examples_text(lines: list[str]) -> str:
+    return "examples:\n" + "".join(f"  {line}\n" for line in lines)
+
+
 class _UsageError(Exception):
     """A command line that cannot become a request (exit status 1)."""
 
@@ -79,15 +132,16 @@ def _add_common(p: argparse.ArgumentParser, with_defaults: bool) -> None:
 
 def _command_epilog(spec) -> str:
     """The argument table of one command, from the spec: name, type, range, default, meaning."""
+    examples = _examples_text(command_examples(spec))
     if not spec.args:
-        return "takes no arguments\n\n" + EXAMPLES
+        return "takes no arguments\n\n" + examples
     rows = [_row(a) for a in spec.args]
     if spec.at_least_one:
         rows.insert(0, "  give at least one of:")
     if spec.name == "seed":
         rows.append("\na note, on the command line: PITCH:START:DURATION, e.g. 60:0:1")
         rows += [_row(f) for f in NOTE_FIELDS]
-    return "arguments:\n" + "\n".join(rows) + "\n\n" + EXAMPLES
+    return "arguments:\n" + "\n".join(rows) + "\n\n" + examples
 
 
 def _row(a: ArgSpec) -> str:
