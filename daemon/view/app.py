@@ -135,7 +135,7 @@ class RiffdView(App):
         for i, v in enumerate(s.voices.values()):
             st = v.settings
             mark = "▶" if i == self.selected else " "
-            line = (f"{mark}{i + 1} {v.name:<10} {st.get('mode', '?'):<10} {v.state:<9} "
+            line = (f"{mark}{i + 1} {v.name:<10} {st.get('mode', '?'):<10} {v.state:<10} "
                     f"{v.model[:24]:<24} temp {float(st.get('temperature', 0)):.2f}  "
                     f"density {st.get('density', 0)}  vel {st.get('velocity', '?')}  "
                     f"ch {st.get('channel', '?')}  key {st.get('key') or 'seed'} "
