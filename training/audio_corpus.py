@@ -1,8 +1,9 @@
 """Audio corpora for the spectral family: audio files, or scores rendered to audio offline.
 
-A corpus spec is one of:
-  ``render:chorales``    Bach chorales of music21's corpus, rendered with FluidSynth
-  ``render:essen:erk``   Essen folk songs (ABC files whose names start with ``erk``), rendered
+A corpus spec is one of (the names every family shares, ``training.corpora``):
+  ``chorales``           Bach chorales of music21's corpus, rendered with FluidSynth
+  ``essen:erk``          Essen folk songs (ABC files whose names start with ``erk``), rendered
+                         (``render:chorales`` and ``render:essen:erk`` are the old names)
   a file or folder       WAV, FLAC, OGG or MP3 files (folders are searched recursively)
   a glob pattern         ``music/**/*.flac``
 
@@ -86,8 +87,9 @@ def _audio_files(spec: str) -> list[Path]:
     elif Path(spec).is_file():
         paths = [Path(spec)]
     else:
-        raise AudioCorpusError(f"corpus entry {spec!r} is neither render:chorales, "
-                               "render:essen:NAME, an audio file, a folder nor a matching glob")
+        raise AudioCorpusError(f"corpus entry {spec!r} is neither chorales, essen:NAME, an "
+                               "audio file, a folder nor a matching glob (riffd train "
+                               "--list-corpora lists what a corpus can be)")
     paths = [p for p in paths if p.suffix.lower() in AUDIO_SUFFIXES]
     if not paths:
         raise AudioCorpusError(f"corpus entry {spec!r} holds no WAV, FLAC, OGG or MP3 file")
@@ -103,7 +105,7 @@ def _score_paths(what: str) -> list[Path]:
         prefix = what.split(":", 1)[1]
         return sorted(Path(p) for p in corpus.getPaths() if "essenFolksong" in str(p)
                       and (prefix == "all" or Path(p).name.startswith(prefix)))
-    raise AudioCorpusError(f"render:{what} is unknown; use render:chorales or render:essen:NAME")
+    raise AudioCorpusError(f"{what} is unknown; use chorales or essen:NAME")
 
 
 def _scores(what: str, count: int):
@@ -179,10 +181,11 @@ def load_audio_corpus(specs: list[str], sample_rate: int, *, render_pieces: int 
                       render_max_seconds: float = 30.0, render_tempo_bpm: float = 100.0,
                       render_program: int = 0, cache_dir: str | Path = ".cache/riffd") -> AudioCorpus:
     """Every clip the specs name, mono at ``sample_rate`` Hz; skips are counted and logged."""
+    from training.corpora import canonical_corpus, is_music21_corpus
     corpus = AudioCorpus(sample_rate)
-    for spec in specs:
-        if spec.startswith("render:"):
-            entries = rendered_clips(spec.split(":", 1)[1], sample_rate, render_pieces,
+    for spec in canonical_corpus(specs):
+        if is_music21_corpus(spec):
+            entries = rendered_clips(spec, sample_rate, render_pieces,
                                      render_max_seconds, render_tempo_bpm, render_program,
                                      cache_dir)
         else:

@@ -29,8 +29,10 @@ from engine.key_finding import Key
 from engine.melody_representation import STEP_BEATS, Note
 from engine.pianoroll import PitchRange, notes_to_roll
 
+from training.corpus import CorpusReport
+
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
+CACHE_VERSION = 1       # the cache holds {"pieces", "report"} (older ones: the pieces alone)
 N_CHORALES = 371
 
 
@@ -63,17 +65,18 @@ class ChoralePiece:
     shift: int
     bar_beats: float
     downbeat: float
+    file: str = ""          # its file in music21's corpus, e.g. "bach/bwv269.mxl"
 
     def to_json(self) -> dict:
         return {"name": self.name, "notes": [[n.pitch, n.start, n.duration] for n in self.notes],
                 "key": [self.key.tonic, self.key.mode], "shift": self.shift,
-                "bar_beats": self.bar_beats, "downbeat": self.downbeat}
+                "bar_beats": self.bar_beats, "downbeat": self.downbeat, "file": self.file}
 
     @classmethod
     def from_json(cls, d: dict) -> "ChoralePiece":
         return cls(d["name"], [Note(int(p), float(s), float(u)) for p, s, u in d["notes"]],
                    Key(int(d["key"][0]), d["key"][1]), int(d["shift"]),
-                   float(d["bar_beats"]), float(d["downbeat"]))
+                   float(d["bar_beats"]), float(d["downbeat"]), d.get("file", ""))
 
 
 def _quantize(beats: float) -> float:
@@ -117,32 +120,56 @@ def _cache_path(settings: ChoraleSettings) -> Path:
 
 def load_chorales(settings: ChoraleSettings) -> list[ChoralePiece]:
     """Parse (or read from the cache) the chorales as pieces, in corpus order."""
+    return load_chorale_corpus(settings)[0]
+
+
+def load_chorale_corpus(settings: ChoraleSettings) -> tuple[list[ChoralePiece], CorpusReport]:
+    """The chorales as pieces, in corpus order, and the corpus report that names every
+    chorale left out (by its file in music21's corpus, e.g. ``bach/bwv269.mxl``) and why.
+    Parsed once with a progress bar on stderr, then read from the cache."""
     cache = _cache_path(settings)
-    if cache.exists():
-        pieces = [ChoralePiece.from_json(d) for d in json.loads(cache.read_text())]
-        log.info("using cached chorales %s (%d pieces)", cache, len(pieces))
-        return pieces
-    from music21 import corpus
     total = settings.max_pieces or N_CHORALES
+    if cache.exists():
+        stored = json.loads(cache.read_text())
+        if isinstance(stored, list):          # an older cache: complete means nothing left out
+            stored = {"pieces": stored, "report": CorpusReport(
+                len(stored), len(stored)).to_dict()} if len(stored) == total else None
+        if stored is not None:
+            pieces = [ChoralePiece.from_json(d) for d in stored["pieces"]]
+            log.info("using cached chorales %s (%d pieces)", cache, len(pieces))
+            return pieces, CorpusReport.from_dict(stored["report"])
+    from music21 import corpus
     pieces: list[ChoralePiece] = []
-    skipped = 0
+    report = CorpusReport()
     with tqdm(total=total, desc="parsing chorales", unit="piece") as bar:
         for i, score in enumerate(corpus.chorales.Iterator()):
             if settings.max_pieces and i >= settings.max_pieces:
                 break
-            title = score.metadata.title if score.metadata and score.metadata.title else ""
-            piece = score_to_piece(f"{i:03d} {title}".strip(), score, settings.transpose)
-            if piece is None:
-                skipped += 1
+            report.files += 1
+            meta = score.metadata
+            title = meta.title if meta and meta.title else ""
+            where = (meta.corpusFilePath if meta and meta.corpusFilePath else f"chorale {i}")
+            name = f"{i:03d} {title}".strip()
+            try:
+                piece = score_to_piece(name, score, settings.transpose)
+            except Exception as exc:  # music21's analysis raises many types on odd scores
+                report.drop(where, name, f"cannot be analysed ({type(exc).__name__}: {exc})")
+                piece = None
             else:
+                if piece is None:
+                    report.drop(where, name, "empty")
+            if piece is not None:
+                piece.file = where
                 pieces.append(piece)
             bar.update(1)
-    log.info("parsed %d chorales (%d without notes skipped)", len(pieces), skipped)
+    report.songs = len(pieces)
+    log.info("parsed %d chorales (%d left out)", len(pieces), len(report.dropped))
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps([p.to_json() for p in pieces]))
+    tmp = cache.with_suffix(f".{random.getrandbits(32):08x}.tmp")
+    tmp.write_text(json.dumps({"pieces": [p.to_json() for p in pieces],
+                               "report": report.to_dict()}))
     tmp.replace(cache)
-    return pieces
+    return pieces, report
 
 
 def split_pieces(pieces: list[ChoralePiece], val_fraction: float,

@@ -14,10 +14,15 @@ TRAIN_EPILOG = """examples:
   riffd train configs/melody_erk.toml
   riffd train configs/melody_erk.toml --set train.epochs=5 --set model.hidden_size=128
   riffd train configs/melody_erk.toml --resume
+  riffd train configs/melody_erk.toml --set 'data.corpus=["my_midi_folder"]'
+  riffd train --list-corpora
 
 Overrides use section.key=value with TOML values (train.learning_rate=3e-4,
 data.corpus=["songs/*.mid"]). An unknown key is an error that lists the known ones.
-Checkpoints go to train.output_dir: last.safetensors, best.safetensors and loss.png.
+Corpora: chorales, essen:NAME (essen:erk), or your own MIDI, MusicXML, kern or ABC files
+(audio for the spectral family); --list-corpora says which families take each.
+Checkpoints go to train.output_dir: last.safetensors, best.safetensors and loss.png,
+with corpus_report.json naming every file left out and why.
 Serve one with: riffd serve --model runs/melody_erk/best.safetensors
 """
 
@@ -26,7 +31,11 @@ def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model from a TOML recipe",
                        description="Train a model from a TOML recipe (configs/*.toml).",
                        epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recipe", help="path of a TOML recipe, e.g. configs/melody_erk.toml")
+    p.add_argument("recipe", nargs="?",
+                   help="path of a TOML recipe, e.g. configs/melody_erk.toml")
+    p.add_argument("--list-corpora", action="store_true",
+                   help="list the corpora (data.corpus entries) and the families that take "
+                        "each, then exit")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE", help="override a recipe value (repeatable)")
     p.add_argument("--resume", action="store_true",
@@ -53,6 +62,14 @@ def _offline_command(args, target: str, verb: str) -> int:
 def train_command(args) -> int:
     from training.families import resolve, training_family
     from training.recipe import RecipeError, load_recipe
+    if args.list_corpora:
+        from training.corpora import list_corpora_text
+        print(list_corpora_text())
+        return 0
+    if not args.recipe:
+        print("riffd train: name a recipe, e.g. riffd train configs/melody_erk.toml "
+              "(or --list-corpora to see the corpora)", file=sys.stderr)
+        return 2
     overrides = list(args.overrides)
     if args.output:
         overrides.append(f'train.output_dir="{args.output}"')

@@ -1,6 +1,6 @@
 """Finding and parsing the files of a corpus.
 
-A corpus spec is one of:
+A corpus spec is one of (``training.corpora`` has the names every family shares):
   ``essen:erk``      the Essen folk songs of music21's corpus whose file names start with
                      ``erk`` (``essen:all`` for all 31 files)
   a file or folder   MIDI, MusicXML, kern or ABC files (folders are searched recursively)
@@ -94,8 +94,15 @@ def _music21_paths(prefix: str) -> list[Path]:
 
 def resolve_corpus(specs: list[str]) -> list[Path]:
     """All score files that the specs name, sorted, without duplicates."""
+    from training.corpora import canonical_corpus
     found: list[Path] = []
-    for spec in specs:
+    for spec in canonical_corpus(specs):
+        spec = str(Path(spec).expanduser()) if spec.startswith("~") else spec
+        if spec == "chorales":
+            raise CorpusError('the "chorales" corpus (four-part Bach chorales) trains the '
+                              'multilabel, GAN and spectral families, alone in data.corpus; '
+                              "for this family use essen:NAME or your own MIDI files "
+                              "(riffd train --list-corpora lists them all)")
         if spec.startswith("essen:"):
             paths = _music21_paths(spec.split(":", 1)[1])
         elif any(ch in spec for ch in "*?["):
@@ -106,7 +113,8 @@ def resolve_corpus(specs: list[str]) -> list[Path]:
             paths = [Path(spec)]
         else:
             raise CorpusError(f"corpus entry {spec!r} is neither essen:NAME, a file, a folder "
-                              "nor a glob that matches anything")
+                              "nor a glob that matches anything; check the path "
+                              "(riffd train --list-corpora lists what a corpus can be)")
         paths = [p for p in paths if p.suffix.lower() in SCORE_SUFFIXES]
         if not paths:
             raise CorpusError(f"corpus entry {spec!r} matches no MIDI, MusicXML, kern or ABC file")
@@ -133,9 +141,10 @@ def iter_scores(path: Path, melody_only: bool = False,
                 ) -> Iterator[tuple[str, object]]:
     """Yield (name, music21 Score) for every piece in a file (ABC files hold many).
 
-    With ``melody_only`` a MIDI file gives only its melody track, picked by
-    ``training.melody_extraction``. A file that cannot be read is logged and skipped:
-    ``on_skip(path, reason)`` hears of it (e.g. :meth:`CorpusReport.skip`).
+    MIDI files are read by ``training.melody_extraction`` (drums left out, times on the
+    16th grid, tempo changes honoured): with ``melody_only`` a MIDI file gives only the line
+    of its melody track, otherwise all its pitched notes. A file that cannot be read is
+    logged and skipped: ``on_skip(path, reason)`` hears of it (e.g. :meth:`CorpusReport.skip`).
     """
     from music21 import converter, stream
 
@@ -144,14 +153,14 @@ def iter_scores(path: Path, melody_only: bool = False,
         if on_skip is not None:
             on_skip(path, reason)
 
-    if melody_only and path.suffix.lower() in MIDI_SUFFIXES:
-        from training.melody_extraction import melody_score
+    if path.suffix.lower() in MIDI_SUFFIXES:
+        from training.melody_extraction import midi_score
         try:
-            score = melody_score(path)
+            score = midi_score(path, melody_only)
         except ValueError as exc:
-            skip(str(exc))
+            skip(str(exc).replace(f"{path} ", ""))
             return
-        yield f"{path.name}#melody", score
+        yield f"{path.name}#{'melody' if melody_only else 0}", score
         return
     try:
         parsed = converter.parse(str(path))

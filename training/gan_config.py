@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CORPORA = ("bach_chorales",)
+CORPORA = ("chorales",)                    # training.corpora: "bach_chorales" is read too
 
 
 @dataclass
 class GANDataConfig:
-    corpus: str = "bach_chorales"          # the 371 chorales of music21's corpus
+    corpus: str = "chorales"               # the 371 chorales of music21's corpus
     max_pieces: int = 0                    # 0 = every chorale
     transpose: bool = False                # move pieces to C major / A minor first
     pitch_low: int = 60                    # MIDI; 60–83 = C4–B5, the octave cutting range

@@ -1,8 +1,11 @@
 """Songs → 16th-note token sequences for the melody LSTM, with a cache.
 
 Each song is transposed to C major / A minor from its analysed key, then encoded with
-``engine.melody_representation``. Songs with chords, or with durations outside the
-recipe's acceptable list, are dropped and counted.
+``engine.melody_representation``. Scores read from MusicXML, kern or ABC with chords, or
+with durations outside the recipe's acceptable list, are dropped and counted (the
+document's rule). MIDI files give their melody track's line, already one note at a time on
+the 16th grid (``training.melody_extraction``); a length there that the list lacks is
+fitted (``fit_duration``) instead of dropping the song.
 """
 from __future__ import annotations
 
@@ -14,7 +17,25 @@ from training.corpus import CorpusReport
 from training.melody_config import MelodyDataConfig as DataConfig
 from training.song_cache import encode_songs, split_by_song
 
-CACHE_VERSION = 2   # 2: MIDI files contribute only their melody track
+CACHE_VERSION = 3   # 2: MIDI files contribute only their melody track; 3: drums, skyline, fit
+DURATION_TOLERANCE_BEATS = 0.25     # a 16th: how far a MIDI note's length may be snapped
+
+
+def fit_duration(duration: float, acceptable: list[float]) -> float:
+    """A MIDI note's length (beats, on the 16th grid) made one of the acceptable lengths.
+
+    The nearest acceptable length within ``DURATION_TOLERANCE_BEATS`` (0.25 beats, the
+    shorter on a tie) is taken: 1.25 beats becomes 1.0. A longer length further from the
+    list is cut to the longest acceptable length below it and a rest fills the gap (2.5
+    beats → 2.0 and a rest of 0.5; onsets never move); a shorter one takes the shortest.
+    """
+    if duration in acceptable:
+        return duration
+    near = min(acceptable, key=lambda a: (abs(a - duration), a))
+    if abs(near - duration) <= DURATION_TOLERANCE_BEATS + 1e-9:
+        return near
+    below = [a for a in acceptable if a < duration]
+    return max(below) if below else min(acceptable)
 
 
 @dataclass
@@ -30,6 +51,8 @@ class MelodyCorpus:
 
 def score_to_tokens(score, acceptable: set[float], transpose: bool) -> tuple[list[str] | None, str]:
     """Encode one music21 score; returns (tokens, "") or (None, reason it was dropped)."""
+    from_midi = getattr(score, "riffd_quantized", False)      # see melody_extraction
+    ordered = sorted(acceptable)
     notes: list[Note] = []
     for element in score.flatten().notesAndRests:
         if element.isChord:
@@ -38,7 +61,9 @@ def score_to_tokens(score, acceptable: set[float], transpose: bool) -> tuple[lis
         if duration == 0:
             continue                              # grace notes
         if duration not in acceptable:
-            return None, "durations"
+            if not from_midi:
+                return None, "durations"
+            duration = fit_duration(duration, ordered)
         notes.append(Note(None if element.isRest else element.pitch.midi,
                           float(element.offset), duration))
     if not any(n.pitch is not None for n in notes):

@@ -1,6 +1,6 @@
 """Pieces → piano rolls for the multilabel family.
 
-``corpus = ["chorales"]`` takes the Bach chorales of music21 (``training.chorales``, parsed
+``corpus = ["chorales"]`` (old name ``bach_chorales``, see ``training.corpora``) takes the Bach chorales of music21 (``training.chorales``, parsed
 once and cached); other specs (``essen:erk``, MIDI/MusicXML files and folders) are parsed
 with ``training.corpus`` (every part; chords kept). Rolls use the recipe's pitch range
 (C4–B5 with octave cutting by default) on the 16th grid (``engine.pianoroll``).
@@ -12,10 +12,12 @@ import random
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from engine.melody_representation import Note
 from engine.pianoroll import PitchRange, notes_to_roll, transpose_to_reference
-from training.chorales import ChoraleSettings, load_chorales, split_pieces
+from training.chorales import ChoraleSettings, load_chorale_corpus, split_pieces
+from training.corpora import canonical_corpus
 from training.corpus import CorpusReport, iter_scores, resolve_corpus
 from training.multilabel_config import MultilabelDataConfig
 from training.notewise_data import score_notes
@@ -34,18 +36,22 @@ class RollCorpus:
 
 
 def _corpus_notes(cfg: MultilabelDataConfig, report: CorpusReport) -> list[list[Note]]:
+    """Every piece's notes (all parts; MIDI drums left out), with a progress bar on stderr."""
     pieces: list[list[Note]] = []
     paths = resolve_corpus(cfg.corpus)
     report.files = len(paths)
-    for path in paths:
-        for name, score in iter_scores(path, on_skip=report.skip):
-            if cfg.max_songs and len(pieces) >= cfg.max_songs:
-                return pieces
-            notes = score_notes(score)
-            if notes:
-                pieces.append(transpose_to_reference(notes)[0] if cfg.transpose else notes)
-            else:
-                report.drop(path, name, "empty")
+    with tqdm(total=len(paths), desc="parsing corpus", unit="file") as bar:
+        for path in paths:
+            for name, score in iter_scores(path, on_skip=report.skip):
+                if cfg.max_songs and len(pieces) >= cfg.max_songs:
+                    return pieces
+                notes = score_notes(score)
+                if notes:
+                    pieces.append(transpose_to_reference(notes)[0] if cfg.transpose else notes)
+                else:
+                    report.drop(path, name, "empty")
+                bar.set_postfix(pieces=len(pieces), dropped=len(report.dropped))
+            bar.update(1)
     return pieces
 
 
@@ -53,13 +59,14 @@ def load_roll_corpus(cfg: MultilabelDataConfig, seed: int) -> RollCorpus:
     """Read the pieces and cut them into rolls; split by piece with a seeded shuffle."""
     pitch_range = PitchRange(cfg.low, cfg.high, cfg.fold)
     report = CorpusReport()
-    if cfg.corpus == ["chorales"]:
-        pieces = load_chorales(ChoraleSettings(cfg.max_songs, cfg.transpose, cfg.cache_dir))
+    corpus = canonical_corpus(cfg.corpus)
+    if corpus == ["chorales"]:
+        pieces, report = load_chorale_corpus(
+            ChoraleSettings(cfg.max_songs, cfg.transpose, cfg.cache_dir))
         train, val = split_pieces(pieces, cfg.val_fraction, seed)
         train_notes, val_notes = [p.notes for p in train], [p.notes for p in val]
-        report.files = len(pieces)          # one file per chorale in music21's corpus
     else:
-        if "chorales" in cfg.corpus:
+        if "chorales" in corpus:
             raise ValueError('"chorales" cannot be mixed with other corpus entries; '
                              'use corpus = ["chorales"] alone')
         notes = _corpus_notes(cfg, report)

@@ -16,7 +16,7 @@ from training.corpus import CorpusReport
 from training.notewise_config import NotewiseDataConfig
 from training.song_cache import encode_songs, split_by_song
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2          # 2: MIDI drums left out, melody skyline
 MIN_EVENTS = 4
 
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 @dataclass
 class SpectralDataConfig:
-    corpus: list[str] = field(default_factory=lambda: ["render:chorales"])  # audio_corpus.py
+    corpus: list[str] = field(default_factory=lambda: ["chorales"])  # rendered; audio_corpus.py
     sample_rate: int = 16000               # Hz, the model's rate
     frame_size: int = 4000                 # samples per frame (N; 0.25 s at 16 kHz)
     hop: int = 4000                        # frame_size = no overlap; frame_size // 2 = overlap-add
     spectrum: str = "full"                 # "full" (2N values, the document) or "half" (rfft)
-    render_pieces: int = 24                # pieces rendered for render:… entries
+    render_pieces: int = 24                # pieces rendered for chorales / essen:… entries
     render_max_seconds: float = 30.0       # seconds rendered per piece
     render_tempo_bpm: float = 100.0
     render_program: int = 0                # General MIDI program (0 = acoustic grand piano)

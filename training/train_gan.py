@@ -31,7 +31,9 @@ from engine.gan_bilstm import GANBase
 from engine.loading import MODEL_FAMILIES
 from engine.melody_representation import STEP_BEATS
 from engine.pianoroll import PitchRange
-from training.chorales import ChoraleSettings, load_chorales, piece_bars, split_pieces
+from training.chorales import ChoraleSettings, load_chorale_corpus, piece_bars, split_pieces
+from training.corpora import canonical_corpus
+from training.corpus import CorpusReport, publish_report
 from training.gan_config import CORPORA, GANDataConfig
 from training.metrics import compare, roll_metrics
 from training.recipe import Recipe
@@ -45,22 +47,43 @@ def pitch_range_of(cfg: GANDataConfig) -> PitchRange:
 
 def load_bars(cfg: GANDataConfig, seed: int) -> tuple[np.ndarray, np.ndarray, int, int]:
     """(train bars, held-out bars, train pieces, held-out pieces); bars are (N, T, P) bool."""
-    if cfg.corpus not in CORPORA:
+    return load_bars_report(cfg, seed)[:4]
+
+
+def load_bars_report(cfg: GANDataConfig, seed: int
+                     ) -> tuple[np.ndarray, np.ndarray, int, int, CorpusReport]:
+    """``load_bars`` and the corpus report: it names every chorale left out, including
+    those in another metre (no ``bar_steps``-frame bars)."""
+    if canonical_corpus(cfg.corpus) != list(CORPORA):
         raise ValueError(f"data.corpus = {cfg.corpus!r}: the GANs train on "
-                         f"{', '.join(CORPORA)} (set data.corpus to one of them)")
-    pieces = load_chorales(ChoraleSettings(cfg.max_pieces, cfg.transpose, cfg.cache_dir))
+                         f"{', '.join(CORPORA)} (the old name bach_chorales works too); "
+                         "set data.corpus to it")
+    pieces, report = load_chorale_corpus(
+        ChoraleSettings(cfg.max_pieces, cfg.transpose, cfg.cache_dir))
+    report = CorpusReport.from_dict(report.to_dict())            # a copy: the cache's stays
     train, val = split_pieces(pieces, cfg.val_fraction, seed)
     pr = pitch_range_of(cfg)
 
+    no_bars = []
+
     def bars(ps):
-        found = [piece_bars(p, pr, cfg.bar_steps, cfg.restrike_gap) for p in ps]
+        found = []
+        for p in ps:
+            piece = piece_bars(p, pr, cfg.bar_steps, cfg.restrike_gap)
+            if len(piece):
+                found.append(piece)
+            else:
+                no_bars.append(p)
+                report.drop(p.file or "chorales", p.name, f"no {cfg.bar_steps}-frame bars "
+                            f"(its bar is {p.bar_beats:g} beats)")
         return np.concatenate(found) if found else np.zeros((0, cfg.bar_steps, pr.size), bool)
 
     train_bars, val_bars = bars(train), bars(val)
     if len(train_bars) == 0 or len(val_bars) == 0:
         raise ValueError(f"no {cfg.bar_steps}-frame bars in the training or held-out pieces "
                          f"({len(train)}/{len(val)} pieces); use more pieces (data.max_pieces)")
-    return train_bars, val_bars, len(train), len(val)
+    report.songs = len(pieces) - len(no_bars)
+    return train_bars, val_bars, len(train), len(val), report
 
 
 def metric_gap(comparison: dict) -> float:
@@ -122,7 +145,8 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
     out = Path(tc.output_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    train_bars, val_bars, n_train, n_val = load_bars(cfg, tc.seed)
+    train_bars, val_bars, n_train, n_val, report = load_bars_report(cfg, tc.seed)
+    reported = publish_report(report, out, True, log)
     pr = pitch_range_of(cfg)
     real_val = roll_metrics(list(val_bars), pr, cfg.bar_steps)
     data = torch.from_numpy(train_bars).float()                     # (N, T, P)
@@ -242,6 +266,7 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
                          "best_epoch": best["epoch"], "best_metric_gap": best_gap,
                          "train_pieces": n_train, "val_pieces": n_val,
                          "train_bars": len(train_bars), "val_bars": len(val_bars),
+                         **reported,
                          "frames_per_second": frames_seen / max(time.monotonic() - started, 1e-9),
                          "device": str(device)},
             "metrics": {"training_comparison": comparison, "metric_gap": gap},
