@@ -49,8 +49,8 @@ class RiffdView(App):
     #message { height: 1; color: $text-muted; }
     """
     BINDINGS = [
-        Binding("up", "select(-1)", "voice ↑"),
-        Binding("down", "select(1)", "voice ↓"),
+        Binding("up", "select(-1)", "prev voice"),
+        Binding("down", "select(1)", "next voice"),
         Binding("s", "command('start')", "start"),
         Binding("x", "command('stop')", "stop"),
         Binding("p", "panic", "panic (all)"),
@@ -150,7 +150,8 @@ class RiffdView(App):
         widget = self.query_one("#roll", Static)
         width, height = max(20, widget.size.width), max(4, widget.size.height)
         voices = list(s.voices.values())
-        out = Text(" " * LABEL_WIDTH + LEGEND + "\n", style="dim")
+        out = Text(" " * LABEL_WIDTH + LEGEND + "\n", style="dim", no_wrap=True,
+                   overflow="crop")                       # a roll row never wraps
         if not voices:
             return out
         band = max(3, (height - 1) // len(voices))

@@ -64,6 +64,8 @@ class DaemonFeed:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=3.0)
+            if self._thread.is_alive():     # stuck in a request: never block the quit on it
+                return
             self._thread = None
         self._ctx.term()
 
@@ -79,7 +81,7 @@ class DaemonFeed:
                 self._serve(client, sub)
             except RiffdUnavailable as exc:
                 self._post("disconnected", str(exc))
-            except (OSError, zmq.ZMQError, auth.SecurityError) as exc:
+            except Exception as exc:          # keys, sockets, a reply it cannot read: retry
                 self._post("disconnected", f"{type(exc).__name__}: {exc}")
             finally:
                 client.close()

@@ -120,3 +120,19 @@ def test_view_shows_notes_and_plan_and_keys_drive_the_daemon(daemon, tmux):
     assert wait_until(lambda: "view" not in subprocess.run(
         ["tmux", "-L", tmux.socket, "list-sessions"], capture_output=True, text=True).stdout,
         10), "q did not quit the view"
+
+
+def test_roll_draws_the_past_left_of_the_playhead_and_the_plan_right_of_it():
+    from daemon.view.roll import LABEL_WIDTH, render_roll
+    from daemon.view.state import RollNote, VoiceView
+
+    voice = VoiceView("main", sent=[RollNote(60, 8.0, 9.0)], played=[RollNote(64, 6.0, 7.0)],
+                      plan=[RollNote(67, 10.5, 11.0)])
+    lines = [line.plain for line in render_roll(voice, now_beat=10.0, width=45, height=12)]
+    rows = {line[:LABEL_WIDTH].strip(): line[LABEL_WIDTH:] for line in lines}
+    assert len(rows) == 12 and set(rows) >= {"C4", "E4", "G4"}   # an octave C4..B4
+    playhead = rows["D4"].index("│")                 # 4 columns a beat: beat 10 is column 30
+    assert playhead == 30
+    assert rows["C4"].index(SENT) == playhead - 8 and rows["C4"].count(SENT) == 4
+    assert rows["E4"].index(PLAYED) == playhead - 16 and rows["E4"].count(PLAYED) == 4
+    assert rows["G4"].index(PLAN) == playhead + 2 and rows["G4"].count(PLAN) == 2
