@@ -10,8 +10,10 @@ import sys
 import pytest
 
 from daemon.client import RiffdError
+from daemon.osc import OscEndpointError, OscServer, check_endpoint
 from daemon.osc_client import OscClient, OscError, build
 from daemon.process import DaemonProcess
+from daemon.serve_config import load_serve_config
 from tests.waiting import wait_until
 
 FAST = ["--midi-api", "jack", "--tempo", "240", "--length", "2", "--silence", "0.4",
@@ -188,9 +190,53 @@ def test_malformed_packets_are_answered_and_counted_and_never_stop_the_server(ri
     assert after["internal_errors"] == 0 and riffd.proc.poll() is None
 
 
-def test_a_non_loopback_osc_address_is_refused_without_the_flag(jack_server):
+def test_a_non_loopback_osc_address_is_refused_without_the_flag():
     result = subprocess.run([sys.executable, "-m", "daemon", "serve", "--osc",
                              "udp://0.0.0.0:9000", "--midi-api", "jack"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "no authentication" in result.stderr and "--osc-allow-remote" in result.stderr
+
+
+def test_replies_and_events_go_to_the_configured_targets():
+    """--osc-reply and --osc-events: real UDP sockets, the daemon's router replaced by a
+    recorder of what reached it."""
+    seen = []
+    with OscClient("udp://127.0.0.1:9") as replies, OscClient("udp://127.0.0.1:9") as events:
+        reply_url = "udp://127.0.0.1:%d" % replies.sock.getsockname()[1]
+        events_url = "udp://127.0.0.1:%d" % events.sock.getsockname()[1]
+        server = OscServer(lambda cmd, args: seen.append((cmd, args)) or {"ok": 1},
+                           "udp://127.0.0.1:0", reply_to=reply_url, events_to=events_url)
+        with server, OscClient(server.address) as sender:
+            sender.send("/riffd/voice/bass/start")
+            assert replies.reply(5) == ("/riffd/reply", ["start", "", '{"ok":1}'])
+            assert sender.receive(0.2) is None              # nothing back to the sender
+            server.publish("note_on", {"pitch": 61, "velocity": 80, "channel": 2,
+                                       "voice": "bass", "at": 0.0})
+            server.publish("state", {"state": "playing"})
+            assert events.receive(5) == ("/riffd/event/note_on", [61, 80, 2, "bass"])
+            address, (text,) = events.receive(5)
+            assert address == "/riffd/event/state"
+            assert json.loads(text)["state"] == "playing"
+            assert server.status()["events_sent"] == 2
+    assert seen == [("start", {"voice": "bass"})]
+
+
+def test_exposure_rules():
+    for url in ("udp://127.0.0.1:9000", "udp://localhost:9000", "udp://[::1]:9000"):
+        assert check_endpoint(url)[1] == 9000
+    with pytest.raises(OscEndpointError, match="no authentication"):
+        check_endpoint("udp://0.0.0.0:9000")
+    assert check_endpoint("udp://0.0.0.0:9000", allow_remote=True) == ("0.0.0.0", 9000)
+    for bad in ("tcp://127.0.0.1:9000", "udp://127.0.0.1", "127.0.0.1:9000", "udp://:9000"):
+        with pytest.raises(OscEndpointError, match="udp://127.0.0.1:PORT"):
+            check_endpoint(bad)
+
+
+def test_serve_config_keys(tmp_path):
+    path = tmp_path / "serve.toml"
+    path.write_text('[serve]\nosc = "udp://127.0.0.1:9000"\nosc_events = "udp://127.0.0.1:9001"\n'
+                    'osc_reply = ""\nosc_allow_remote = false\n')
+    cfg = load_serve_config(path)
+    assert (cfg.osc, cfg.osc_events, cfg.osc_allow_remote) == (
+        "udp://127.0.0.1:9000", "udp://127.0.0.1:9001", False)
