@@ -73,3 +73,42 @@ def test_skipped_and_dropped_files_are_named_in_the_log_and_a_json_report(folder
     again = json.loads((tmp_path / "again" / "corpus_report.json").read_text())
     assert "using cached encoding" in caplog.text
     assert again == report
+
+
+def test_the_gan_corpus_report_names_the_chorales_it_leaves_out(tmp_path, capfd):
+    """A real tiny GAN run on 12 chorales, its recipe using the old corpus name: chorales
+    in 3/4 give no 4/4 bars, and the report beside the checkpoint names each one."""
+    from training.chorales import ChoraleSettings, load_chorale_corpus
+    from training.train_gan import train as train_gan
+    recipe = load_recipe("configs/gan_cnn_chorales.toml", [
+        'data.corpus="bach_chorales"', "data.max_pieces=12", f'data.cache_dir="{tmp_path}/c"',
+        "model.channels=8", "model.disc_hidden_size=8", "model.disc_dense1=8",
+        "model.disc_dense2=8", "train.epochs=1", "train.batch_size=32", "train.eval_bars=8",
+        "train.max_batches_per_epoch=2", "train.threads=1", f'train.output_dir="{tmp_path}/gan"'])
+    best = train_gan(recipe)
+    assert "parsing chorales" in capfd.readouterr().err             # the progress bar
+    report = json.loads((tmp_path / "gan" / "corpus_report.json").read_text())
+    pieces, _ = load_chorale_corpus(ChoraleSettings(12, False, f"{tmp_path}/c"))
+    other_metre = [p for p in pieces if p.bar_beats != 4.0]
+    assert other_metre and report["files"] == 12
+    assert report["songs"] == 12 - len(other_metre)
+    assert len(report["dropped"]) == len(other_metre)
+    assert {(e["file"], e["piece"]) for e in report["dropped"]} == {(p.file, p.name)
+                                                                   for p in other_metre}
+    assert all(e["file"].startswith("bach/") and "no 16-frame bars" in e["reason"]
+               for e in report["dropped"])
+    assert read_metadata(best)["training"]["corpus_report"] == "corpus_report.json"
+
+
+def test_old_corpus_names_are_read_with_a_note(caplog):
+    from training.corpora import canonical_corpus
+    caplog.set_level(logging.INFO)
+    assert canonical_corpus("bach_chorales") == ["chorales"]
+    assert canonical_corpus(["render:chorales", "render:essen:erk", "songs/"]) == [
+        "chorales", "essen:erk", "songs/"]
+    assert caplog.text.count("(the old name still works)") == 3
+    recipe = load_recipe("configs/spectral_default.toml", ['data.corpus=["render:chorales"]'])
+    assert canonical_corpus(recipe.data.corpus) == ["chorales"]
+    from training.corpus import CorpusError, resolve_corpus
+    with pytest.raises(CorpusError, match="--list-corpora"):
+        resolve_corpus(["chorales"])                       # a four-part corpus for melodies

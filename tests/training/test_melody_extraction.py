@@ -99,3 +99,21 @@ def test_a_file_that_is_not_midi_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a midi file")
     with pytest.raises(ValueError, match="cannot be read as a MIDI file"):
         read_midi_tracks(bad)
+
+
+def test_drum_banks_percussive_programs_and_drum_names_are_never_the_melody(tmp_path):
+    busy = [(36 + (i % 24), i * 0.25, 0.25) for i in range(96)]      # would win the heuristic
+    midi = mido.MidiFile(ticks_per_beat=TPB)
+    xg_kit = _track("Strings", 3, busy)
+    xg_kit.insert(1, mido.Message("control_change", channel=3, control=0, value=127))
+    agogo = _track("Ensemble", 4, busy)
+    agogo.insert(1, mido.Message("program_change", channel=4, program=113))
+    for track in (xg_kit, agogo, _track("Perc 2", 5, busy),
+                  _track("Keys", 0, [(p, i * 0.5, 0.5) for i, p in enumerate(MELODY)])):
+        midi.tracks.append(track)
+    midi.save(tmp_path / "kit.mid")
+    tracks = read_midi_tracks(tmp_path / "kit.mid")
+    assert [bool(t.drums) for t in tracks] == [True, True, True, False]
+    assert all(t.drum_hits == 96 and not t.notes for t in tracks[:3])
+    assert pick_melody(tracks).name == "Keys"
+    assert [n.pitch for n in extract_melody(tmp_path / "kit.mid")] == MELODY
