@@ -27,8 +27,9 @@ class SeedError(ValueError):
 
 
 def seed_kind(path: str | Path) -> str:
-    """``"midi"`` or ``"audio"`` for a seed file, from its first bytes (a Standard MIDI File
-    starts with ``MThd``), else from its suffix; raises SeedError for a missing file."""
+    """``"midi"``, ``"audio"`` or ``"other"`` for a seed file: MIDI from its first bytes (a
+    Standard MIDI File starts with ``MThd``) or its suffix, audio from its suffix (WAV, FLAC,
+    …); raises SeedError for a missing or non-regular file."""
     path = Path(path)
     try:
         with open_regular(path, MAX_SEED_BYTES, "cut the seed shorter") as f:
@@ -39,7 +40,7 @@ def seed_kind(path: str | Path) -> str:
         return "midi"
     if path.suffix.lower() in MIDI_SUFFIXES:
         return "midi"                     # a damaged MIDI file: read_seed_midi says so
-    return "audio"
+    return "audio" if path.suffix.lower() in AUDIO_SUFFIXES else "other"
 
 
 def read_seed_midi(path: str | Path) -> tuple[list[Note], float | None]:

@@ -127,6 +127,7 @@ def test_spectral_render_takes_a_midi_seed_rendered_to_audio(tmp_path):
 def bad_files(tmp_path):
     (tmp_path / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01garbage")
     (tmp_path / "empty.mid").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("C D E F G\n")
     sf.write(tmp_path / "clip.wav", np.zeros(800, dtype=np.float32), 8000)
     os.mkfifo(tmp_path / "pipe.mid")
     return tmp_path
@@ -139,10 +140,12 @@ def bad_files(tmp_path):
     ("melody", ["--seed", "{d}/broken.mid"], "is not a readable MIDI file"),
     ("melody", ["--seed", "{d}/empty.mid"], "is not a readable MIDI file"),
     ("melody", ["--seed", "{d}/pipe.mid"], "FIFO"),
+    ("melody", ["--seed", "{d}/notes.txt"], "is not a readable MIDI file"),
     ("melody", ["--temperature", "9"], "--temperature must be 0.05..5"),
     ("melody", ["-o", "{d}/out.wav"], "give an output ending in .mid"),
     ("spectral", ["--bars", "4"], "give its length with --seconds"),
     ("spectral", ["--temperature", "0.5"], "apply to symbolic (MIDI) models"),
+    ("spectral", ["--seed", "{d}/notes.txt", "--seconds", "1"], "cannot read audio"),
     ("missing", [], "no such checkpoint file"),
 ])
 def test_wrong_family_seed_or_option_exits_2_naming_the_fix(bad_files, capsys, model, args,
