@@ -117,12 +117,26 @@ def check_rtmidi() -> Check:
     return Check("MIDI", "python-rtmidi", OK, f"built with {', '.join(apis) or 'no API'}")
 
 
+def _rtmidi_apis() -> set[str]:
+    """The MIDI systems python-rtmidi was built with: "ALSA", "JACK", "CoreMIDI"."""
+    try:
+        import rtmidi
+        compiled = set(rtmidi.get_compiled_api())
+    except Exception:
+        return set()
+    return {label for label, api in (("ALSA", rtmidi.API_LINUX_ALSA),
+                                     ("JACK", rtmidi.API_UNIX_JACK),
+                                     ("CoreMIDI", rtmidi.API_MACOSX_CORE)) if api in compiled}
+
+
 def midi_system(checks: list[Check]) -> str | None:
-    """The MIDI system ``riffd serve --midi-api auto`` would open, or None."""
+    """The MIDI system ``riffd serve --midi-api auto`` would open (found here, and built into
+    python-rtmidi), or None."""
     by_name = {c.name: c.state for c in checks}
+    apis = _rtmidi_apis()
     for name, label in (("ALSA sequencer", "ALSA"), ("CoreMIDI", "CoreMIDI"),
                         ("JACK server", "JACK")):
-        if by_name.get(name) == OK:
+        if by_name.get(name) == OK and label in apis:
             return label
     return None
 
