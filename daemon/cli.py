@@ -25,6 +25,7 @@ EPILOG = """commands:
   doctor  check MIDI, audio, FluidSynth, CUDA and the control endpoint; say what to fix
   view    watch and drive a running daemon live: voices, piano roll, plan, clock, counters
   demo    set everything up, play a phrase into riffd, record its answer to out/
+  calibrate  measure a synth's MIDI loop and suggest --output-latency-ms
   train   train a model from a recipe: riffd train configs/melody_erk.toml
   eval    evaluate a checkpoint on held-out data
   render  generate offline from a checkpoint
@@ -216,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     from daemon import view
     view.add_arguments(sub.add_parser("view", help="watch and drive a running daemon live"))
     demo.add_arguments(sub.add_parser("demo", help="play a phrase into riffd and record the answer"))
+    from daemon import calibrate
+    calibrate.add_arguments(sub.add_parser(
+        "calibrate", help="measure a MIDI loop's round trip and suggest --output-latency-ms"))
     sub.add_parser("train", help="train a model: riffd train configs/melody_erk.toml (see --help)")
     sub.add_parser("eval", help="evaluate a checkpoint on held-out data (see --help)")
     sub.add_parser("render", help="generate offline from a checkpoint (see --help)")
@@ -230,4 +234,6 @@ def main(argv: list[str] | None = None) -> int:
         return keys.run(args)
     if args.command == "view":
         return view.run(args)
+    if args.command == "calibrate":
+        return calibrate.run(args)
     return demo.run(args)
