@@ -402,19 +402,11 @@ def test_a_recording_holds_the_notes_a_separate_client_saw_and_renders_to_audio(
 # -- clock in ------------------------------------------------------------------------------------
 
 def test_clock_in_follows_the_tempo_and_notes_land_on_the_incoming_grid(jack_server, tmp_path):
-    # A cycle JACK skips (an xrun) delivers the pulses sent in it in a bunch, and moves the
-    # frames at which the listener hears them: the tempo followed and the grid of that run
-    # cannot be judged. A run without skipped cycles decides (up to three runs); every run
-    # checks that nothing hangs.
-    failures = []
-    for attempt in range(3):
-        try:
-            if _follow_clock_in(tmp_path / f"run{attempt}"):
-                return
-            failures.append(f"run {attempt + 1}: grid not measured, JACK skipped cycles")
-        except AssertionError as exc:
-            failures.append(f"run {attempt + 1}: {exc}")
-    assert all("JACK skipped cycles" in f for f in failures), "\n".join(failures)
+    # A cycle JACK skips (an xrun) delivers the pulses sent in it in a bunch: riffd follows the
+    # tempo and the count all the same. The skipped cycle also moves the frames at which the
+    # listener hears pulses and notes, so a run with skipped cycles needs fewer notes within a
+    # period of the grid (half instead of three quarters).
+    _follow_clock_in(tmp_path / "run")
 
 
 def _follow_clock_in(tmp_path):
@@ -457,11 +449,7 @@ def _follow_clock_in(tmp_path):
                   + ear._ports.missed_cycles - missed_before)
     assert daemon.proc.returncode == 0, log.read_text()
     assert wire_hanging(ear) == 0
-    print(f"clock-in run: {missed} xruns or skipped cycles")
-    if missed:
-        # pulses of skipped cycles reach riffd in bunches: neither the tempo it follows nor
-        # the listener's grid can be judged on this run
-        return False
+    print(f"clock-in run: {missed} xruns or skipped cycles; followed {slow} and {fast} BPM")
     assert slow == pytest.approx(100, abs=1) and fast == pytest.approx(140, abs=1)
     heard = ear.received()
     # pulse numbers from the frame gaps (the ear, too, can miss a pulse in an xrun)
@@ -473,6 +461,7 @@ def _follow_clock_in(tmp_path):
     ons = [r.frame for r in note_ons(heard) if clock[24] < r.frame < clock[-1]]
     assert len(ons) >= 6
     errors = np.array([np.abs(sixteenths - f).min() for f in ons]) / RATE
+    print(f"clock-in grid: median {np.median(errors) * 1e3:.2f} ms, "
+          f"{np.mean(errors < PERIOD_S + 0.002):.0%} within a period + 2 ms")
     assert np.median(errors) < PERIOD_S + 0.002, errors
-    assert np.mean(errors < PERIOD_S + 0.002) >= 0.75, errors
-    return True
+    assert np.mean(errors < PERIOD_S + 0.002) >= (0.5 if missed else 0.75), errors
