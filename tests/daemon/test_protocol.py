@@ -274,7 +274,7 @@ def test_tables_are_consistent():
                              "map_cc", "learn", "record", "audio_start", "audio_stop",
                              "audio_seed", "audio_gain", "audio_status"}
     assert set(EVENTS) == {"note_on", "note_off", "phrase", "state", "error", "model", "learned",
-                           "transport", "xrun", "ports"}
+                           "transport", "xrun", "ports", "plan"}
     assert "internal" in ERROR_CODES and "unavailable" in ERROR_CODES
     for spec in COMMANDS.values():
         for a in spec.args:
