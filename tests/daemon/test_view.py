@@ -43,6 +43,11 @@ class Tmux:
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True,
                        timeout=10)
+        folder = os.path.join(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}")
+        try:                                   # tmux leaves its socket file behind
+            os.unlink(os.path.join(folder, self.socket))
+        except FileNotFoundError:
+            pass
 
 
 @pytest.fixture
