@@ -12,7 +12,7 @@ too (``MidiDocument.tempos``, ``.time_signatures``, both stamped in beats).
     its channel.
 
 **The melody track** is, first, a track named like a melody ("Melody 1", "Lead", "Vocal",
-"Voice", "Solo", "Theme"…) with at least ``MIN_MELODY_NOTES`` notes. Among several such
+"Voice", "Solo", "Theme", "Soprano", "Right Hand"…) with at least ``MIN_MELODY_NOTES`` notes. Among several such
 tracks, and when no track has such a name, the document's heuristic decides between the
 tracks that are not chordal (a track that sounds two or more notes at more than
 ``CHORDAL_SHARE`` of its onsets is accompaniment, considered only when every track is): each track
@@ -43,9 +43,10 @@ PERCUSSIVE_PROGRAMS = frozenset({113, 115, 116, 117, 118, 119})
 DRUM_BANKS = frozenset({120, 127})       # bank select MSB: GM2 rhythm (120), XG drum kit (127)
 DRUM_NAME = re.compile(r"drum|perc|\bkit\b|hi-?hat|snare|kick|cymbal|\btoms?\b|conga|bongo|"
                        r"tabla|shaker|tambourine|cajon|clap", re.IGNORECASE)
-MELODY_NAME = re.compile(r"melod|\blead|vocal|voice|\bvox\b|\bsolo|\bsing|\btheme\b|\btune\b",
-                         re.IGNORECASE)
-MIN_MELODY_NOTES = 8                      # a named track with fewer notes is not trusted
+MELODY_NAME = re.compile(r"melod|\blead|vocal|voice|\bvox\b|\bsolo|\bsing|\btheme\b|\btune\b|"
+                         r"sopran|right hand|\brh\b", re.IGNORECASE)
+MIN_MELODY_NOTES = 8        # a named track with fewer notes (and fewer than the fullest
+                            # track has) is not trusted
 CHORDAL_SHARE = 0.5                       # share of onsets with 2+ notes: accompaniment
 GRID_TOLERANCE_BEATS = STEP_BEATS / 2     # 0.125 beats: the most a time moves when quantized
 
@@ -162,10 +163,12 @@ def melody_scores(tracks: list[TrackNotes]) -> dict[int, float]:
             for index, f in features.items()}
 
 
-def named_melody(track: TrackNotes) -> bool:
-    """Whether a track's name says it holds the melody ("Melody 1", "Lead", "Vocal"…)."""
-    return (not track.drums and len(track.notes) >= MIN_MELODY_NOTES
-            and MELODY_NAME.search(track.name) is not None)
+def named_melody(track: TrackNotes, fullest: int = MIN_MELODY_NOTES) -> bool:
+    """Whether a track's name says it holds the melody ("Melody 1", "Lead", "Vocal",
+    "Soprano", "Right Hand"…) and it has enough notes to be one: ``MIN_MELODY_NOTES``, or
+    as many as ``fullest`` (the note count of the file's fullest track) when that is fewer."""
+    return (not track.drums and len(track.notes) >= min(MIN_MELODY_NOTES, fullest)
+            and bool(track.notes) and MELODY_NAME.search(track.name) is not None)
 
 
 def chordal(track: TrackNotes) -> bool:
@@ -182,7 +185,8 @@ def melody_choice(tracks: list[TrackNotes]) -> tuple[TrackNotes, str]:
     scores = melody_scores(tracks)
     if not scores:
         raise ValueError("has no pitched notes (only drums, or no notes at all)")
-    named = {t.index for t in tracks if named_melody(t)}
+    fullest = max(len(t.notes) for t in tracks if t.index in scores)
+    named = {t.index for t in tracks if named_melody(t, fullest)}
     lines = {t.index for t in tracks if t.index in scores and not chordal(t)}
     pool = [i for i in scores if i in named] or [i for i in scores if i in lines] or list(scores)
     best = max(pool, key=lambda i: (scores[i], -i))
