@@ -12,14 +12,15 @@ too (``MidiDocument.tempos``, ``.time_signatures``, both stamped in beats).
     its channel.
 
 **The melody track** is, first, a track named like a melody ("Melody 1", "Lead", "Vocal",
-"Voice", "Solo", "Theme", "Soprano", "Right Hand"…) with at least ``MIN_MELODY_NOTES`` notes. Among several such
-tracks, and when no track has such a name, the document's heuristic decides between the
-tracks that are not chordal (a track that sounds two or more notes at more than
-``CHORDAL_SHARE`` of its onsets is accompaniment, considered only when every track is): each track
-with notes gets four features (the variance of its pitches, the number of distinct pitches,
-its length in beats from its first onset to its last note-off, and its mean pitch), each
-divided by its largest value over the file's tracks, and the highest weighted sum wins with
-the document's weights 0.4, 0.25, 0.25 and 0.1.
+"Voice", "Solo", "Theme", "Soprano", "Right Hand"…) with enough notes
+(``MIN_MELODY_NOTES``). Among several such tracks, or when no track has such a name, the
+document's heuristic decides: each track with notes gets four features (the variance of its
+pitches, the number of distinct pitches, its length in beats from its first onset to its
+last note-off, and its mean pitch), each divided by its largest value over the file's
+tracks, and the highest weighted sum wins with the document's weights 0.4, 0.25, 0.25 and
+0.1. Without a named track, a chordal track (two or more notes at more than
+``CHORDAL_SHARE`` of its onsets: a pianist's comping, a pad) is accompaniment and only
+chosen when every track is chordal.
 
 **The melody line** is then quantized to the 16th grid (every onset and release moves by at
 most ``GRID_TOLERANCE_BEATS`` = 0.125 beats, half a 16th; a note keeps at least one 16th) and
@@ -41,10 +42,11 @@ DRUM_CHANNEL = 9                          # MIDI channel 10, counted from 0
 # melodic tom, synth drum, reverse cymbal (tinkle bell and steel drums are pitched)
 PERCUSSIVE_PROGRAMS = frozenset({113, 115, 116, 117, 118, 119})
 DRUM_BANKS = frozenset({120, 127})       # bank select MSB: GM2 rhythm (120), XG drum kit (127)
-DRUM_NAME = re.compile(r"drum|perc|\bkit\b|hi-?hat|snare|kick|cymbal|\btoms?\b|conga|bongo|"
-                       r"tabla|shaker|tambourine|cajon|clap", re.IGNORECASE)
-MELODY_NAME = re.compile(r"melod|\blead|vocal|voice|\bvox\b|\bsolo|\bsing|\btheme\b|\btune\b|"
-                         r"sopran|right hand|\brh\b", re.IGNORECASE)
+# "Percussive Organ" and "Steel Drums" are pitched General MIDI instruments
+DRUM_NAME = re.compile(r"(?<!steel )drum|perc(?!ussive)|\bkit\b|hi-?hat|snare|kick|cymbal|"
+                       r"\btoms?\b|conga|bongo|tabla|shaker|tambourine|cajon|clap", re.IGNORECASE)
+MELODY_NAME = re.compile(r"melod|\blead|vocal|voice|\bvox\b|\bsolo|\bsing(er|ers|ing)?\b|"
+                         r"\btheme\b|\btune\b|sopran|right hand|\brh\b", re.IGNORECASE)
 MIN_MELODY_NOTES = 8        # a named track with fewer notes (and fewer than the fullest
                             # track has) is not trusted
 CHORDAL_SHARE = 0.5                       # share of onsets with 2+ notes: accompaniment

@@ -117,3 +117,14 @@ def test_drum_banks_percussive_programs_and_drum_names_are_never_the_melody(tmp_
     assert all(t.drum_hits == 96 and not t.notes for t in tracks[:3])
     assert pick_melody(tracks).name == "Keys"
     assert [n.pitch for n in extract_melody(tmp_path / "kit.mid")] == MELODY
+
+
+def test_track_names_that_mean_drums_or_melody():
+    from training.melody_extraction import DRUM_NAME, MELODY_NAME
+    drums = ["Drums", "Drum Kit", "Perc 2", "Percussion", "Snare", "Toms", "Hi-Hat", "Kit"]
+    pitched = ["Steel Drums", "Percussive Organ", "Tomorrow", "Piano", "Bass", "Strings"]
+    assert [n for n in drums + pitched if DRUM_NAME.search(n)] == drums
+    melody = ["Melody 1", "Lead", "Lead Vox", "Vocal", "Singer", "Solo Flute", "Soprano",
+              "Right Hand", "Piano RH", "Theme"]
+    other = ["Single", "Piano", "Bass", "Left Hand", "Pad", "Alto"]
+    assert [n for n in melody + other if MELODY_NAME.search(n)] == melody
