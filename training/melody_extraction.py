@@ -96,12 +96,13 @@ def _drum_channels(midi) -> set[int]:
 def read_midi(path: str | Path) -> MidiDocument:
     """Every track of a MIDI file with its pitched notes, its tempo map and time signatures.
 
+    Data bytes above 127, which some editors write, are clipped rather than refused.
     Raises ``ValueError`` naming the file when it cannot be read as MIDI.
     """
     import mido
     try:
-        midi = mido.MidiFile(str(path))
-    except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
+        midi = mido.MidiFile(str(path), clip=True)
+    except Exception as exc:       # mido raises OSError, EOFError, ValueError, KeyError, …
         raise ValueError(f"{path} cannot be read as a MIDI file ({exc})") from exc
     per_beat = midi.ticks_per_beat
     drum_channels = _drum_channels(midi)
