@@ -172,6 +172,8 @@ def test_list_corpora_names_every_corpus_and_its_families():
     assert result.returncode == 0, result.stderr
     text = result.stdout
     from training.corpora import CORPUS_KINDS
+    from training.families import TRAINING_FAMILIES
+    assert {f for kind in CORPUS_KINDS for f in kind.families} == set(TRAINING_FAMILIES)
     for kind in CORPUS_KINDS:
         block = text.split(kind.spelling, 1)[1].split("\n\n", 1)[0]
         assert f"families: {', '.join(kind.families)}" in block
