@@ -116,6 +116,8 @@ NOTE_FIELDS: tuple[ArgSpec, ...] = (
             doc="onset, in beats from the start of the phrase"),
     ArgSpec("duration", "float", required=True, min=0, max=64, min_exclusive=True, unit="beats",
             doc="length of the note, in beats"),
+    ArgSpec("velocity", "int", min=1, max=127,
+            doc="how hard the note was played (optional); answers follow the seed's dynamics"),
 )
 
 VOICE_ARG = ArgSpec("voice", "str", doc="the voice's name (default: every voice, or the first "
@@ -162,6 +164,17 @@ VOICE_CONTROLS: tuple[ArgSpec, ...] = (
     ArgSpec("output_latency_ms", "float", min=-500, max=500, unit="ms",
             doc="notes leave riffd this much before their beat, so they sound on it at a "
                 "synth this slow (negative delays them; `riffd calibrate` measures it)"),
+    ArgSpec("follow_key", "bool",
+            doc="keep the answer in the seed's scale (its mode: D dorian, G mixolydian...) "
+                "when scale is empty (on by default)"),
+    ArgSpec("follow_register", "bool",
+            doc="answer around the seed's median pitch, within low..high (on by default)"),
+    ArgSpec("follow_dynamics", "bool",
+            doc="velocities follow the seed's level and contour instead of velocity "
+                "(on by default)"),
+    ArgSpec("follow_density", "bool",
+            doc="at most 1.5 times the seed's notes per bar when density is 0 "
+                "(on by default)"),
 )
 
 COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
@@ -447,9 +460,11 @@ def _check_note(cmd: str, prefix: str, note: Any) -> dict[str, Any]:
     unknown = sorted(set(note) - {f.name for f in NOTE_FIELDS})
     if unknown:
         raise ProtocolError("bad_args", f"{prefix} has unknown field {unknown[0]!r}; "
-                                        f"a note has pitch, start, duration")
+                                        f"a note has pitch, start, duration (and velocity)")
     out = {}
     for f in NOTE_FIELDS:
+        if f.name not in note and not f.required:
+            continue
         if f.name not in note:
             raise ProtocolError("bad_args", f"{prefix} is missing {f.name!r} ({expectation(f)})")
         out[f.name] = _check_value(cmd, f"{prefix}.{f.name}", f, note[f.name])

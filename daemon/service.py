@@ -466,7 +466,8 @@ class Riffd:
         """Captor thread: a key went down."""
         for voice in self.voices.select(None):
             if voice.settings.mode == "follow":
-                voice.follow(self._beats(self.captor.recent(FOLLOW_NOTES)))
+                recent = self.captor.recent(FOLLOW_NOTES)
+                voice.follow(self._beats(recent), [n.velocity for n in recent])
             elif voice.settings.mode == "answer" and voice.mode == ANSWERING:
                 voice.halt()                       # the musician takes over
 
@@ -495,7 +496,7 @@ class Riffd:
                                          unit)
             log.info("phrase of %d notes in %s: %s answers from beat %.2f", len(notes),
                      key.name, voice.name, start)
-            voice.answer(notes, start_beat=start)
+            voice.answer(notes, start_beat=start, velocities=[n.velocity for n in played])
 
     # -- control ------------------------------------------------------------------------------
     def handle(self, cmd: str, args: dict) -> dict:
@@ -584,7 +585,8 @@ class Riffd:
         notes = [Note(n["pitch"], n["start"], n["duration"]) for n in args["notes"]]
         key = estimate_key(notes)
         # a continuous voice re-primes and plays on; others answer (play) or only take it
-        voice.seed(notes, args["play"])
+        velocities = [n.get("velocity") for n in args["notes"]]
+        voice.seed(notes, args["play"], None if None in velocities else velocities)
         playing = args["play"] or (voice.settings.mode == "continuous" and voice.mode != IDLE)
         self._publish("phrase", {"notes": args["notes"], "key": key.name, "source": "control"})
         return {"notes": len(notes), "key": key.name, "playing": playing,

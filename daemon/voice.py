@@ -37,6 +37,7 @@ from daemon.plan import Plan
 from engine.generator import Step
 from engine.melody_generator import Constraints
 from engine.melody_representation import Note
+from engine.seed_profile import Dynamics, density_limit, register, register_window
 
 IDLE, ANSWERING, PLAYING, FOLLOWING = "idle", "answering", "playing", "following"
 MODES = ("answer", "continuous", "follow")
@@ -70,6 +71,13 @@ class VoiceSettings:
     0 = as long as the call); ``mode`` and ``answer_on`` ("beat" | "bar");
     ``output_latency_ms`` (notes leave this many ms before their grid time, negative = after:
     see daemon/latency.py).
+
+    Following the seed (each on by default, each overridden by its explicit control):
+    ``follow_key`` keeps notes in the seed's scale (its mode, e.g. D dorian) when ``scale``
+    is empty; ``follow_register`` plays around the seed's median pitch (within ``low`` …
+    ``high``); ``follow_dynamics`` takes velocities from the seed's level and contour
+    instead of ``velocity`` (when the seed's velocities are known); ``follow_density``
+    limits note starts per bar to 1.5 × the seed's when ``density`` is 0.
     """
 
     channel: int = 1
@@ -86,6 +94,10 @@ class VoiceSettings:
     length_bars: int = 4
     mode: str = "answer"
     answer_on: str = "beat"
+    follow_key: bool = True
+    follow_register: bool = True
+    follow_dynamics: bool = True
+    follow_density: bool = True
     output_latency_ms: float = 0.0
 
 
@@ -138,6 +150,11 @@ class Voice:
         self._opened: dict[int, float] = {}        # generator pitch → start beat
         self._swap = None                          # (generator, beat or None)
         self._bar_starts = (-1, 0)                 # (bar index, note starts in it)
+        self._seed_register: float | None = None   # median MIDI pitch of the last seed
+        self._seed_density = 0                     # note starts per bar it allows (0 = any)
+        self._dynamics: Dynamics | None = None     # the last seed's velocity contour
+        self._seed_beats = 1.0                     # its length, beats
+        self._begin_beat = 0.0                     # where the current answer/play began
         self.steps_generated = 0
         self.errors = 0                            # model steps (or commands) that raised
         self.last_error: str | None = None
@@ -149,23 +166,26 @@ class Voice:
         self.plan = Plan()                         # notes placed ahead (plan events)
 
     # -- commands, from any thread --------------------------------------------------------
-    def answer(self, notes: list[Note], start_beat: float | None = None) -> None:
-        """Answer a phrase (beats): from ``start_beat`` (None: the next beat or bar)."""
-        self._commands.put(("answer", (notes, start_beat)))
+    def answer(self, notes: list[Note], start_beat: float | None = None,
+               velocities: list[int] | None = None) -> None:
+        """Answer a phrase (beats): from ``start_beat`` (None: the next beat or bar).
+        ``velocities``: how hard each note was played (1–127), None when unknown."""
+        self._commands.put(("answer", (notes, start_beat, velocities)))
 
-    def prime(self, notes: list[Note]) -> None:
+    def prime(self, notes: list[Note], velocities: list[int] | None = None) -> None:
         """Take a seed phrase without playing; ``play`` continues from it."""
-        self._commands.put(("prime", notes))
+        self._commands.put(("prime", (notes, velocities)))
 
-    def seed(self, notes: list[Note], play: bool = True) -> None:
+    def seed(self, notes: list[Note], play: bool = True,
+             velocities: list[int] | None = None) -> None:
         """A seed phrase (beats) from the control side. A continuous voice re-primes and plays
         on from the next beat (it starts playing when ``play``, keeps playing when it was);
         any other voice answers it (``play``) or only takes it (see :meth:`prime`)."""
-        self._commands.put(("seed", (notes, play)))
+        self._commands.put(("seed", (notes, play, velocities)))
 
-    def follow(self, notes: list[Note]) -> None:
+    def follow(self, notes: list[Note], velocities: list[int] | None = None) -> None:
         """A note was just played: re-prime with the recent ``notes`` and play along a bar."""
-        self._commands.put(("follow", notes))
+        self._commands.put(("follow", (notes, velocities)))
 
     def play(self) -> None:
         """Play on continuously, from the next beat, until ``halt``."""
@@ -248,9 +268,9 @@ class Voice:
     def _handle(self, command: str, arg) -> None:
         s = self.settings
         if command == "answer":
-            notes, start_beat = arg
+            notes, start_beat, velocities = arg
             self._cut()
-            self._prime(notes)
+            self._prime(notes, velocities)
             unit = self.clock.beats_per_bar if s.answer_on == "bar" else 1.0
             if start_beat is None:
                 start_beat = self.clock.next_beat(time.monotonic() + self.prepare_s, unit)
@@ -264,26 +284,26 @@ class Voice:
             self._skip_silence = MAX_LEADING_SILENCE_STEPS
         elif command == "prime":
             self._cut()
-            self._prime(arg)
+            self._prime(*arg)
             self._set_mode(IDLE)
         elif command == "seed":
-            notes, play = arg
+            notes, play, velocities = arg
             if s.mode == "continuous" and (play or self.mode == PLAYING):
                 # the seed takes over from the next beat; what sounds ends there
                 self._cancel_future()
-                self._prime(notes)
+                self._prime(notes, velocities)
                 start = self.clock.next_beat(time.monotonic() + self.prepare_s)
                 self._end_sounding(self.clock.time_at(start))
                 self._begin(PLAYING, start, math.inf)
                 self._skip_silence = MAX_LEADING_SILENCE_STEPS
             elif play:
-                self._handle("answer", (notes, None))
+                self._handle("answer", (notes, None, velocities))
             else:
-                self._handle("prime", notes)
+                self._handle("prime", (notes, velocities))
         elif command == "follow":
             self.follows += 1
             self._cancel_future()
-            self._prime(arg)
+            self._prime(*arg)
             start = self._grid(self.clock.beat_at(time.monotonic() + self.prepare_s))
             self._end_sounding(self.clock.time_at(start))
             self._begin(FOLLOWING, start, start + self.clock.beats_per_bar)
@@ -319,7 +339,8 @@ class Voice:
         old, self.settings = self.settings, new
         if new.program != old.program and new.program >= 0:
             self.scheduler.send_message([0xC0 | (new.channel - 1), new.program])
-        if any(k in voice for k in ("low", "high", "key", "scale", "transpose")):
+        if any(k in voice for k in ("low", "high", "key", "scale", "transpose", "follow_key",
+                                    "follow_register")):
             self._apply_constraints()
         self._emit_event("state", {"state": self.mode, "changed": sorted(changes)})
 
@@ -344,6 +365,7 @@ class Voice:
 
     def _begin(self, mode: str, start_beat: float, end_beat: float) -> None:
         self._cursor = start_beat
+        self._begin_beat = start_beat
         self._end_beat = end_beat
         self._skip_silence = 0
         s = self.settings
@@ -353,8 +375,23 @@ class Voice:
                                         - self._early_s())
         self._set_mode(mode)
 
-    def _prime(self, notes: list[Note]) -> None:
-        self.last_key = self.generator.prime(notes).name
+    def _prime(self, notes: list[Note], velocities: list[int] | None = None,
+               own: bool = False) -> None:
+        """Prime the generator with ``notes`` (beats) and read the seed's register, density
+        and dynamics (``velocities`` per note, None when unknown). ``own``: the notes are
+        this voice's own (a model swap), so the player's dynamics stay as they were."""
+        g = self.generator
+        if hasattr(g, "follow_register"):
+            g.follow_register = self.settings.follow_register
+        self.last_key = g.prime(notes).name
+        self._seed_register = register(notes)
+        if not own:
+            self._seed_density = density_limit(notes, self.clock.beats_per_bar) if notes else 0
+            self._dynamics = Dynamics.from_seed(notes, velocities) if velocities else None
+            sounding = [n for n in notes if n.pitch is not None]
+            if sounding:
+                self._seed_beats = max(1.0, max(n.start + n.duration for n in sounding)
+                                       - min(n.start for n in sounding))
         self._apply_constraints()
 
     def _apply_constraints(self) -> None:
@@ -363,8 +400,12 @@ class Voice:
         if s.scale:
             tonic = PITCH_CLASSES[s.key] if s.key else g.key.tonic
             scale = tuple(sorted({(tonic + i - g.key.tonic) % 12 for i in SCALES[s.scale]}))
-        g.set_constraints(Constraints(low=max(0, s.low - s.transpose),
-                                      high=min(127, s.high - s.transpose), scale=scale))
+        elif s.follow_key and self._seed_register is not None:
+            scale = tuple(getattr(g.key, "scale", ())) or None      # the seed's mode
+        low, high = max(0, s.low - s.transpose), min(127, s.high - s.transpose)
+        if s.follow_register:
+            low, high = register_window(self._seed_register, low, high)
+        g.set_constraints(Constraints(low=low, high=high, scale=scale))
 
     def _generate_until(self, horizon: float) -> None:
         now = time.monotonic()
@@ -400,6 +441,8 @@ class Voice:
     def _thin(self, step: Step) -> Step:
         """Density ceiling: past ``density`` starts in this bar, starts become holds."""
         limit = self.settings.density
+        if limit <= 0 and self.settings.follow_density:
+            limit = self._seed_density
         if limit <= 0 or not step.starts:
             return step
         bar = int(self._cursor // self.clock.beats_per_bar)
@@ -421,7 +464,7 @@ class Voice:
         for pitch in step.starts:
             out = pitch + s.transpose
             if 0 <= out <= 127 and pitch not in self._sounding:
-                velocity = s.velocity
+                velocity = self._velocity()
                 if s.velocity_spread:
                     velocity += self._rng.randint(-s.velocity_spread, s.velocity_spread)
                 velocity = min(127, max(1, velocity))
@@ -439,6 +482,19 @@ class Voice:
                 self._sounding[pitch] = out
                 self._on_at[pitch] = on_at
                 self._opened[pitch] = self._cursor
+
+    def _velocity(self) -> int:
+        """Velocity of a note starting at the cursor: the seed's contour, stretched over the
+        answer (repeated every seed length when playing on), or ``velocity``."""
+        s = self.settings
+        if not s.follow_dynamics or self._dynamics is None:
+            return s.velocity
+        into = self._cursor - self._begin_beat
+        if math.isfinite(self._end_beat) and self._end_beat > self._begin_beat:
+            position = into / (self._end_beat - self._begin_beat)
+        else:
+            position = (into % self._seed_beats) / self._seed_beats
+        return self._dynamics.at(position)
 
     def _off(self, pitch: int, at: float) -> None:
         out = self._sounding.pop(pitch)
@@ -482,7 +538,8 @@ class Voice:
         if history:
             origin = history[0].start
             self.generator = generator
-            self._prime([Note(n.pitch, n.start - origin, n.duration) for n in history])
+            self._prime([Note(n.pitch, n.start - origin, n.duration) for n in history],
+                        own=True)
         else:
             self.generator = generator
             self._apply_constraints()

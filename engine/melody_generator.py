@@ -1,8 +1,10 @@
 """Streaming melody generation: prime with a seed phrase, then draw one 16th step at a time.
 
-The model works in C major / A minor. ``prime`` estimates the seed's key, moves the seed
-into C/Am and remembers the shift; every generated pitch is moved back, so the answer
-is in the seed's key.
+The model works in C major / A minor. ``prime`` estimates the seed's key (and mode), moves
+the seed into C/Am and remembers the shift; every generated pitch is moved back, so the
+answer is in the seed's key. With ``follow_register`` (the default) the seed is also moved
+by whole octaves towards the middle of the model's range, and the answer back by as much:
+a phrase played two octaves up is answered two octaves up, in the model's own register.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from engine.melody_lstm import MelodyLSTM
 from engine.melody_representation import (DELIMITER, HOLD, REST, STEP_BEATS, Note,
                                           Vocabulary, encode_notes, OffGrid)
 from engine.sampling import SamplingSettings, sample
+from engine.seed_profile import octave_offset, register
 
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 
@@ -70,6 +73,8 @@ class MelodyGenerator:
         self.use_onednn = False            # CPU only: keep oneDNN on for single steps
         self.key = Key(0, "major")
         self.shift = 0                                 # semitones seed key → C/Am
+        self.octave = 0                                # semitones (×12) seed → model register
+        self.follow_register = True                    # move the seed by octaves (prime)
         self.settings = SamplingSettings()
         self.constraints = Constraints()
         self._allowed: torch.Tensor | None = None
@@ -85,7 +90,7 @@ class MelodyGenerator:
     def reset(self) -> None:
         """Forget everything and start a new song (feeds the delimiter)."""
         self._state = self.model.init_state(1, self.device)
-        self.key, self.shift = Key(0, "major"), 0
+        self.key, self.shift, self.octave = Key(0, "major"), 0, 0
         self._sounding = None
         self._update_mask()
         self._feed([DELIMITER])
@@ -99,9 +104,13 @@ class MelodyGenerator:
             return self.key
         self.key = estimate_key(notes)
         self.shift = self.key.shift_to_reference()
+        if self.follow_register:
+            known = self._pitch_ids.values()
+            self.octave = octave_offset(register(notes), min(known) - self.shift,
+                                        max(known) - self.shift)
         origin = min(n.start for n in notes)
-        moved = [Note(self.vocab.fit_pitch(n.pitch + self.shift), n.start - origin, n.duration)
-                 for n in notes]
+        moved = [Note(self.vocab.fit_pitch(n.pitch + self.shift - self.octave),
+                      n.start - origin, n.duration) for n in notes]
         try:
             tokens = encode_notes(moved)
         except OffGrid:                                  # cannot happen after quantize
@@ -126,7 +135,7 @@ class MelodyGenerator:
         self._last_token = token
         if token in (REST, HOLD, DELIMITER):
             return REST if token == DELIMITER else token
-        return str(int(token) - self.shift)
+        return str(int(token) - self.shift + self.octave)
 
     def next_step(self) -> Step:
         """The next 16th step as a ``Step`` (the daemon's interface for every family)."""
@@ -156,7 +165,7 @@ class MelodyGenerator:
         c = self.constraints
         allowed = torch.ones(len(self.vocab), dtype=torch.bool)
         for token_id, model_pitch in self._pitch_ids.items():
-            pitch = model_pitch - self.shift
+            pitch = model_pitch - self.shift + self.octave
             in_scale = c.scale is None or ((pitch - self.key.tonic) % 12) in c.scale
             allowed[token_id] = c.low <= pitch <= c.high and in_scale
         allowed[self.vocab.id(DELIMITER)] = False   # a streamed answer never ends the song

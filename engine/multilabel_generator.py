@@ -9,7 +9,9 @@ A pitch newly on starts a note, a pitch on in the previous frame too is held.
 Keys: when the model was trained on pieces moved to C major / A minor, a seed is moved
 there (its key estimated) and generated pitches moved back, as the melody generator does;
 otherwise (the document's preferred, untransposed input) pitches pass unchanged.
-Constraints (pitch range, scale in the seed's key) switch the other pitches off.
+Constraints (pitch range, scale in the seed's key) switch the other pitches off. With
+``follow_register`` the seed is moved by whole octaves towards the middle of the model's
+pitch range and the answer back by as much.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from engine.melody_representation import STEP_BEATS, Note
 from engine.multilabel_lstm import FAMILY, MultilabelLSTM
 from engine.pianoroll import PitchRange, notes_to_roll
 from engine.sampling import SamplingSettings
+from engine.seed_profile import octave_offset, register
 
 MODES = ("threshold", "bernoulli")
 
@@ -50,6 +53,8 @@ class MultilabelGenerator:
         self.settings = SamplingSettings()
         self.constraints = Constraints()
         self.key, self.shift = Key(0, "major"), 0
+        self.octave = 0                       # semitones (×12) seed → model register
+        self.follow_register = True           # move the seed by octaves (prime)
         self.rng = torch.Generator().manual_seed(0)
         self._allowed = torch.ones(pitch_range.size, dtype=torch.bool)
         self._previous = torch.zeros(pitch_range.size, dtype=torch.bool)
@@ -61,7 +66,7 @@ class MultilabelGenerator:
     def reset(self) -> None:
         """Forget everything and start a new piece (feeds the silent start frame)."""
         self._state = self.model.init_state(1, self.device)
-        self.key, self.shift = Key(0, "major"), 0
+        self.key, self.shift, self.octave = Key(0, "major"), 0, 0
         self._previous = torch.zeros(self.pitch_range.size, dtype=torch.bool)
         self._update_mask()
         self._feed(np.zeros((1, self.pitch_range.size), dtype=bool))
@@ -75,8 +80,12 @@ class MultilabelGenerator:
             return self.key
         self.key = estimate_key(notes)
         self.shift = self.key.shift_to_reference() if self.transposed else 0
+        if self.follow_register:
+            self.octave = octave_offset(register(notes), self.pitch_range.low - self.shift,
+                                        self.pitch_range.high - self.shift)
         origin = min(n.start for n in notes)
-        roll = notes_to_roll([Note(n.pitch + self.shift, n.start - origin, n.duration)
+        move = self.shift - self.octave
+        roll = notes_to_roll([Note(n.pitch + move, n.start - origin, n.duration)
                               for n in notes], self.pitch_range)            # (T, P)
         self._update_mask()
         self._feed(roll)          # the seed was played by someone else: the answer starts
@@ -105,7 +114,7 @@ class MultilabelGenerator:
         started = frame & ~self._previous
         held = frame & self._previous
         self._previous = frame
-        low = self.pitch_range.low - self.shift
+        low = self.pitch_range.low - self.shift + self.octave
         return Step(starts=tuple(low + int(i) for i in torch.nonzero(started).flatten()),
                     holds=tuple(low + int(i) for i in torch.nonzero(held).flatten()))
 
@@ -121,7 +130,7 @@ class MultilabelGenerator:
         c = self.constraints
         allowed = torch.zeros(self.pitch_range.size, dtype=torch.bool)
         for i in range(self.pitch_range.size):
-            pitch = self.pitch_range.pitch(i) - self.shift
+            pitch = self.pitch_range.pitch(i) - self.shift + self.octave
             allowed[i] = c.low <= pitch <= c.high and (
                 c.scale is None or (pitch - self.key.tonic) % 12 in c.scale)
         self._allowed = allowed if bool(allowed.any()) else torch.ones_like(allowed)

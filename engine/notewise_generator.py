@@ -4,7 +4,8 @@ A generated event of duration d beats becomes d / 0.25 steps: its pitches start 
 first step and are held for the rest (a chord token starts several pitches; a rest gives
 silent steps). Keys work as in the melody generator when the model was trained on songs
 moved to C major / A minor: the seed's key is estimated, the seed moved into C/Am, and
-every generated pitch moved back.
+every generated pitch moved back. With ``follow_register`` the seed is moved by whole
+octaves towards the middle of the model's pitch range and the answer back by as much.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from engine.notewise_lstm import FAMILY, NotewiseLSTM
 from engine.notewise_representation import (DELIMITER, REST, NotewiseVocabulary,
                                             encode_events, token_pitches)
 from engine.sampling import SamplingSettings, sample
+from engine.seed_profile import octave_offset, register
 
 
 class NotewiseGenerator:
@@ -40,6 +42,11 @@ class NotewiseGenerator:
         self.settings = SamplingSettings()
         self.constraints = Constraints()
         self.key, self.shift = Key(0, "major"), 0
+        self.octave = 0                       # semitones (×12) seed → model register
+        self.follow_register = True           # move the seed by octaves (prime)
+        known = [p for t in vocab.pitch_tokens if t not in (REST, DELIMITER)
+                 for p in token_pitches(t)]
+        self._known_range = (min(known), max(known)) if known else (0, 127)
         self._pitch_mask: torch.Tensor | None = None
         self._duration_mask = torch.ones(len(vocab.duration_tokens), dtype=torch.bool)
         self._duration_mask[vocab.duration_id(DELIMITER)] = False
@@ -54,7 +61,7 @@ class NotewiseGenerator:
     def reset(self) -> None:
         """Forget everything and start a new song (feeds the delimiter event)."""
         self._state = self.model.init_state(1, self.device)
-        self.key, self.shift = Key(0, "major"), 0
+        self.key, self.shift, self.octave = Key(0, "major"), 0, 0
         self._steps.clear()
         self._update_mask()
         self._feed([(DELIMITER, DELIMITER)])
@@ -68,9 +75,13 @@ class NotewiseGenerator:
             return self.key
         self.key = estimate_key(notes)
         self.shift = self.key.shift_to_reference() if self.transposed else 0
+        if self.follow_register:
+            low, high = self._known_range
+            self.octave = octave_offset(register(notes), low - self.shift, high - self.shift)
+        move = self.shift - self.octave
         events = []
         for pitch, duration in encode_events(
-                [Note(n.pitch + self.shift, n.start, n.duration) for n in notes], self.vocab.variant):
+                [Note(n.pitch + move, n.start, n.duration) for n in notes], self.vocab.variant):
             if pitch not in self.vocab.pitch_tokens:      # an unknown chord or pitch: its root
                 pitch = self.vocab.nearest_pitch_token(min(token_pitches(pitch)))
             if duration in self.vocab.duration_tokens:
@@ -95,7 +106,7 @@ class NotewiseGenerator:
         pitch = self.vocab.pitch_tokens[int(pitch_id[0])]
         duration = self.vocab.duration_tokens[int(duration_id[0])]
         if pitch != REST:
-            pitch = ".".join(str(p - self.shift) for p in token_pitches(pitch))
+            pitch = ".".join(str(p - self.shift + self.octave) for p in token_pitches(pitch))
         return pitch, duration
 
     def next_step(self) -> Step:
@@ -129,7 +140,7 @@ class NotewiseGenerator:
                 allowed[token_id] = True
             elif token != DELIMITER:
                 playable.append(token_id)
-                pitches = [p - self.shift for p in token_pitches(token)]
+                pitches = [p - self.shift + self.octave for p in token_pitches(token)]
                 allowed[token_id] = all(
                     c.low <= p <= c.high
                     and (c.scale is None or (p - self.key.tonic) % 12 in c.scale) for p in pitches)

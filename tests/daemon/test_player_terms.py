@@ -1,0 +1,103 @@
+"""Answers in the player's terms, through the real ports: riffd as a child process on the
+dummy-driver JACK server, a separate JACK client (MidiPeer) plays a phrase into riffd:in and
+hears the answer on riffd:out.
+
+A high, soft phrase on white keys around D gets a high, soft answer in D dorian; a low,
+loud phrase gets a low, loud answer. Greedy sampling makes the answers the same every run;
+they are judged with margins (median pitch within 5 semitones of the phrase's, velocities
+on the phrase's side of the default 90), never on timing.
+"""
+import statistics
+import time
+
+import pytest
+
+from daemon.midi_peer import MidiPeer
+from daemon.process import DaemonProcess
+from engine.key_finding import Key
+from tests.waiting import wait_until
+
+ARGS = ["--midi-api", "jack", "--client-name", "riffd-terms", "--tempo", "150", "--silence",
+        "0.3", "--length", "2", "--log-level", "WARNING"]
+D_DORIAN = Key(2, "dorian")
+
+
+@pytest.fixture(scope="module")
+def riffd(jack_server, tmp_path_factory):
+    log = tmp_path_factory.mktemp("riffd-terms") / "serve.log"
+    with DaemonProcess(ARGS, log_path=log) as daemon:
+        with daemon.client() as c:
+            c.set(greedy=True)                     # the same answer every run
+        yield daemon
+    assert daemon.proc.returncode == 0, log.read_text()
+
+
+@pytest.fixture
+def peer(riffd):
+    with MidiPeer(f"terms-peer-{time.monotonic_ns()}") as p:
+        p.connect("riffd-terms:out", "riffd-terms:in")
+        yield p
+
+
+def play_and_hear(riffd, peer, phrase) -> tuple[list[int], list[int]]:
+    """Play ``phrase`` [(pitch, velocity, start beats, length beats)] into riffd:in from the
+    next beat; wait for the answer to end; return its (pitches, velocities) as heard."""
+    with riffd.client() as c:
+        clock = c.status()["clock"]
+    beat0, spb = clock["beat0_s"], 60.0 / clock["tempo"]
+    t0 = beat0 + (int((time.monotonic() + 0.3 - beat0) / spb) + 1) * spb
+    for pitch, velocity, start, length in phrase:
+        peer.send([0x90, pitch, velocity], t0 + start * spb)
+        peer.send([0x80, pitch, 0], t0 + (start + length) * spb)
+    end = t0 + max(s + n for _, _, s, n in phrase) * spb + 0.3
+    assert peer.wait_for(lambda rs: any(r.monotonic > end and r.message[0] & 0xF0 == 0x90
+                                        for r in rs), 10), "no answer"
+    with riffd.client() as c:
+        assert wait_until(lambda: not c.status()["playing"], 15)
+        assert wait_until(lambda: c.status()["counters"]["sounding"] == 0, 3)
+    time.sleep(0.3)                                # the last messages reach the listener
+    ons = [r.message for r in peer.received() if r.monotonic > end
+           and r.message[0] & 0xF0 == 0x90 and r.message[2] > 0]
+    return [m[1] for m in ons], [m[2] for m in ons]
+
+
+def test_high_soft_phrase_gets_a_high_soft_answer_in_its_mode_then_low_loud(riffd, peer):
+    # D dorian, white keys, around 84-93 (the issue's register), soft and swelling a little
+    line = [86, 88, 89, 91, 93, 91, 89, 88, 86, 84, 86, 89, 88, 86]
+    soft = [(p, 30 + 2 * i, 0.5 * i, 0.45) for i, p in enumerate(line[:-1])]
+    soft.append((line[-1], 40, 0.5 * (len(line) - 1), 1.5))
+    pitches, velocities = play_and_hear(riffd, peer, soft)
+    seed_median = statistics.median(line)
+    print(f"soft high: seed median {seed_median}, answer median {statistics.median(pitches)}, "
+          f"{len(pitches)} notes, velocities {min(velocities)}-{max(velocities)}")
+    assert len(pitches) >= 4
+    assert abs(statistics.median(pitches) - seed_median) <= 5, pitches
+    assert max(velocities) <= 60, velocities           # played 30-56: soft, not the default 90
+    outside = [p for p in pitches if not D_DORIAN.contains(p)]
+    assert len(outside) <= 0.05 * len(pitches), outside
+
+    peer.clear()
+    # a low phrase (G2-D3 region), loud
+    low = [43, 47, 50, 48, 47, 45, 43, 50, 55, 50]
+    loud = [(p, 110 + (i % 3) * 5, 0.5 * i, 0.45) for i, p in enumerate(low[:-1])]
+    loud.append((low[-1], 120, 0.5 * (len(low) - 1), 1.5))
+    pitches, velocities = play_and_hear(riffd, peer, loud)
+    print(f"loud low: seed median {statistics.median(low)}, answer median "
+          f"{statistics.median(pitches)}, {len(pitches)} notes, velocities "
+          f"{min(velocities)}-{max(velocities)}")
+    assert len(pitches) >= 4
+    assert abs(statistics.median(pitches) - statistics.median(low)) <= 5, pitches
+    assert min(velocities) >= 100, velocities          # played 110-120
+
+
+def test_following_can_be_switched_off(riffd, peer):
+    with riffd.client() as c:
+        c.set(follow_dynamics=False, follow_register=False, velocity=90)
+    try:
+        line = [86, 88, 89, 91, 93, 91, 89, 88, 86]
+        soft = [(p, 35, 0.5 * i, 0.45) for i, p in enumerate(line)]
+        pitches, velocities = play_and_hear(riffd, peer, soft)
+        assert set(velocities) == {90}                  # the voice's own velocity
+    finally:
+        with riffd.client() as c:
+            c.set(follow_dynamics=True, follow_register=True)
