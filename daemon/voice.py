@@ -473,8 +473,10 @@ class Voice:
                     on_at += min(0.05, abs(self._rng.gauss(0.0, s.humanize_ms / 1000.0)))
                 # after an offset change a note never leaves before the note-off of the same
                 # pitch sent with the old offset (the synth would end the new note with it)
-                early = min(self._early_s(),
-                            on_at - self._off_sent.get((s.channel, out), -math.inf))
+                early = self._early_s()
+                gap = on_at - self._off_sent.get((s.channel, out), -math.inf)
+                if gap < early - 1e-9:
+                    early = gap - 1e-6                 # 1 µs after that note-off
                 self.scheduler.schedule_on(on_at, s.channel, out, velocity, tag=self.name,
                                            early_s=early)
                 self._early[pitch] = early          # its note-off leaves with the same offset

@@ -17,10 +17,12 @@ from __future__ import annotations
 import collections
 import difflib
 import statistics
+import threading
+import time
 
 from daemon.midi_peer import PeerProcess
 from daemon.process import DaemonProcess
-from tests.reliability.event_log import EventLog
+from daemon.client import RiffdClient
 from tests.reliability.test_notes_agree import is_subsequence, notes
 from tests.waiting import wait_until
 
@@ -32,6 +34,37 @@ JUDGED_NOTES = 20        # note-ons judged at 20 ms before the run moves on
 PLAY_LIMIT_S = 40.0      # longest it may take to play them, seconds
 XRUN_WINDOW_S = 0.3      # notes this close to an xrun event are not judged, seconds
 CLOCK_JUMP_S = 0.001     # a receiver frame-clock shift larger than this marks a skipped cycle
+
+
+class Record:
+    """riffd's published events over ONE subscription that lasts the whole run (a renewed
+    subscription misses what is published while it connects); it ends ``quiet_s`` seconds
+    after the last event."""
+
+    def __init__(self, daemon, names: list[str], quiet_s: float = 2.0):
+        self.items: list[dict] = []
+        self._args = (daemon.control, daemon.events, names, quiet_s)
+        self._subscribed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="record", daemon=True)
+
+    def _run(self) -> None:
+        control, events, names, quiet_s = self._args
+        with RiffdClient(control) as client:
+            stream = client.subscribe(events, names, timeout_s=quiet_s)
+            self._subscribed.set()
+            self.items.extend(stream)
+
+    def where(self, name: str) -> list[dict]:
+        return [e for e in list(self.items) if e["event"] == name]
+
+    def __enter__(self) -> "Record":
+        self._thread.start()
+        assert self._subscribed.wait(10)
+        time.sleep(0.5)                         # the subscription reaches the publisher
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._thread.join(10)
 
 
 def matched(sent: list[dict], got: list) -> list[tuple[dict, object]]:
@@ -86,7 +119,7 @@ def test_notes_arrive_their_offset_early(jack_server, tmp_path):
     with DaemonProcess(ARGS, log_path=log) as daemon, \
             PeerProcess("latency-peer", "riffd-latency:out") as peer:
         assert peer.wait_for(lambda r: peer.connections > 0, timeout=10)
-        with EventLog(daemon.control, daemon.events, ["note_on", "note_off", "xrun"]) as events, \
+        with Record(daemon, ["note_on", "note_off", "xrun"]) as events, \
                 daemon.client() as c:
             status = c.status()
             assert status["output_latency_ms"] == OFFSET_MS
