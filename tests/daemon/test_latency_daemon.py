@@ -20,9 +20,9 @@ import statistics
 import threading
 import time
 
+from daemon.client import RiffdClient
 from daemon.midi_peer import PeerProcess
 from daemon.process import DaemonProcess
-from daemon.client import RiffdClient
 from tests.reliability.test_notes_agree import is_subsequence, notes
 from tests.waiting import wait_until
 
