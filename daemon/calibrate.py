@@ -278,10 +278,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = ("Measure the MIDI round trip through a loopback (riffd-calibrate:out → "
                      "--to … echo … --from → riffd-calibrate:in) over JACK and suggest "
                      "output_latency_ms. Runs beside a running daemon without touching it.")
-    p.add_argument("--to", required=True,
+    p.add_argument("--to", required=True, metavar="PORT",
                    help="JACK MIDI port that receives the pings: the input of the synth or "
                         "interface that echoes them (e.g. system:midi_playback_1)")
-    p.add_argument("--from", dest="from_", required=True,
+    p.add_argument("--from", dest="from_", required=True, metavar="PORT",
                    help="JACK MIDI port the echoes come back from (e.g. system:midi_capture_1)")
     p.add_argument("--count", type=int, default=20, help="pings to send (default 20)")
     p.add_argument("--interval-ms", type=float, default=50.0,
