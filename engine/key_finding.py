@@ -46,9 +46,12 @@ MODES: dict[str, tuple[int, ...]] = {
     "lydian": (0, 2, 4, 6, 7, 9, 11),            # major with a sharp 4th
     "phrygian": (0, 1, 3, 5, 7, 8, 10),          # minor with a flat 2nd
 }
-# Modes with a minor third are moved to A (as A minor), the others to C (as C major): a mode
-# keeps the shift its major or minor twin always had, which the models were trained with.
-_MINOR_LIKE = ("minor", "dorian", "harmonic_minor", "phrygian")
+# Semitones from a mode's tonic up to the tonic of the major scale it is a mode of (harmonic
+# minor counts as minor). ``shift_to_reference`` moves that major scale to C, so a mode lands
+# on the white keys, where the models (trained in C major / A minor) know their way: major
+# and minor move exactly as they always did, D dorian and G mixolydian stay where they are.
+_TO_PARENT_MAJOR = {"major": 0, "minor": 3, "dorian": 10, "mixolydian": 5,
+                    "harmonic_minor": 3, "lydian": 7, "phrygian": 8}
 _COVER_TOLERANCE = 1e-9
 _TONIC, _FIFTH, _THIRD, _ENDS_ON_TONIC = 1.0, 0.6, 0.2, 0.05
 
@@ -84,10 +87,10 @@ class Key:
         return (pitch - self.tonic) % 12 in self.scale
 
     def shift_to_reference(self) -> int:
-        """Semitones that move this key's tonic to C (major-like modes) or A (minor-like),
-        in −6 … +5."""
-        target = 9 if self.mode in _MINOR_LIKE else 0
-        return (target - self.tonic + 6) % 12 - 6
+        """Semitones that move this key onto the white keys (C major → C, A minor → A,
+        E dorian → D dorian, A mixolydian → G mixolydian), in −6 … +5."""
+        parent = self.tonic + _TO_PARENT_MAJOR[self.mode]
+        return (-parent + 6) % 12 - 6
 
 
 def pitch_class_weights(notes: Iterable[Note]) -> np.ndarray:

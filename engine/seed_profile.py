@@ -22,7 +22,7 @@ import numpy as np
 from engine.melody_representation import Note
 
 REGISTER_SPAN = 9          # semitones either side of the seed's median an answer keeps to
-MIN_WINDOW = 12            # a register window narrower than an octave is not used
+MIN_WINDOW = 12            # semitones: a register window is at least an octave wide
 DENSITY_HEADROOM = 1.5     # an answer may start this many times the seed's notes per bar
 
 
@@ -45,14 +45,17 @@ def octave_offset(median: float | None, low: int, high: int) -> int:
 def register_window(median: float | None, low: int, high: int,
                     span: int = REGISTER_SPAN) -> tuple[int, int]:
     """The pitch range (MIDI, inclusive) an answer to a seed at ``median`` keeps to, inside
-    the voice's own ``low``…``high``: ``span`` semitones either side of the median. When
-    that leaves less than an octave (a bass voice answering a high phrase), the voice's
-    range stays as it is."""
+    the voice's own ``low``…``high``: ``span`` semitones either side of the median, widened
+    to an octave at the voice's edge. When the seed lies outside the voice's range (a bass
+    voice answering a high phrase), the voice's range stays as it is."""
     if median is None:
         return low, high
     lo, hi = max(low, math.floor(median - span)), min(high, math.ceil(median + span))
-    if hi - lo < MIN_WINDOW:
+    if hi < lo:
         return low, high
+    if hi - lo < MIN_WINDOW:
+        lo = max(low, hi - MIN_WINDOW)
+        hi = min(high, lo + MIN_WINDOW)
     return lo, hi
 
 

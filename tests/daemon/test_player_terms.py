@@ -15,6 +15,7 @@ import pytest
 from daemon.midi_peer import MidiPeer
 from daemon.process import DaemonProcess
 from engine.key_finding import Key
+from tests.reliability.event_log import EventLog
 from tests.waiting import wait_until
 
 ARGS = ["--midi-api", "jack", "--client-name", "riffd-terms", "--tempo", "150", "--silence",
@@ -101,3 +102,29 @@ def test_following_can_be_switched_off(riffd, peer):
     finally:
         with riffd.client() as c:
             c.set(follow_dynamics=True, follow_register=True)
+
+
+def test_a_sparse_phrase_gets_a_sparse_answer(riffd, peer):
+    """Two whole notes (one per bar) allow 2 note starts per bar, however wild the sampling
+    (temperature 3 makes the model restless: without the limit it starts more). riffd's own
+    record of the notes it sent is counted bar by bar (a listener may miss a cycle)."""
+    with riffd.client() as c:
+        clock = c.status()["clock"]
+        c.set(greedy=False, temperature=3.0)
+    beat0, spb, bar = clock["beat0_s"], 60.0 / clock["tempo"], clock["beats_per_bar"]
+    try:
+        with EventLog(riffd.control, riffd.events, ["note_on"]) as sent:
+            started = time.monotonic()
+            play_and_hear(riffd, peer, [(72, 70, 0, 3.9), (76, 70, 4, 3.9)])
+            answer = [e for e in sent.where("note_on", started, 1e18, key="at")
+                      if e.get("voice", "main") == "main"]
+    finally:
+        with riffd.client() as c:
+            c.set(greedy=True, temperature=1.0)
+    per_bar = {}
+    for e in answer:
+        index = int((e["at"] - beat0) / spb // bar)
+        per_bar[index] = per_bar.get(index, 0) + 1
+    print("sparse seed: note starts per bar of the answer", per_bar)
+    assert answer
+    assert max(per_bar.values()) <= 2, per_bar

@@ -64,7 +64,16 @@ def test_white_key_d_tune_is_d_dorian_not_d_major():
     key = estimate_key(notes)
     assert key == Key(2, "dorian"), key.name
     assert key.pitch_classes == {0, 2, 4, 5, 7, 9, 11}           # no F#, no Bb
-    assert (key.tonic + key.shift_to_reference()) % 12 == 9      # moved like D minor, to A
+    assert key.shift_to_reference() == 0                         # white keys stay white
+
+
+@pytest.mark.parametrize("tonic,mode,shift", [(0, "major", 0), (9, "minor", 0), (4, "dorian", -2),
+                                              (9, "mixolydian", -2), (7, "minor", 2),
+                                              (11, "phrygian", 5)])
+def test_every_mode_moves_onto_the_white_keys(tonic, mode, shift):
+    key = Key(tonic, mode)
+    assert key.shift_to_reference() == shift
+    assert {(p + shift) % 12 for p in key.pitch_classes} == {0, 2, 4, 5, 7, 9, 11}
 
 
 def test_a_chromatic_phrase_gets_a_scale_that_covers_it():
