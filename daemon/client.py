@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -179,13 +180,15 @@ class RiffdClient:
     # --- events ----------------------------------------------------------------------------
 
     def subscribe(self, endpoint: str | None = None, events: Iterable[str] | None = None,
-                  timeout_s: float | None = None) -> Iterator[dict[str, Any]]:
+                  timeout_s: float | None = None,
+                  stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:
         """Yield event dicts published at ``endpoint``; ``events`` limits them to those names.
 
         ``endpoint`` None: the event socket that goes with the control endpoint (the ``events``
         socket beside an ipc ``control``, the next port of a tcp one). The iteration ends when
-        no event arrives for ``timeout_s`` seconds (``None``: wait forever). Events published
-        before the subscription is connected are not seen.
+        no event arrives for ``timeout_s`` seconds (``None``: wait forever), or once ``stop`` is
+        set (checked at least every 0.1 s). Events published before the subscription is
+        connected are not seen, so a script that must see every event keeps one subscription.
         """
         names = list(events) if events is not None else [""]
         unknown = [n for n in names if n and n not in EVENTS]
@@ -204,8 +207,12 @@ class RiffdClient:
                 while not sock.poll(_poll_ms(deadline), zmq.POLLIN):
                     if deadline is not None and time.monotonic() >= deadline:
                         return
+                    if stop is not None and stop.is_set():
+                        return
                 topic, body = sock.recv_multipart()
                 yield json.loads(body)
+                if stop is not None and stop.is_set():
+                    return
         finally:
             sock.close(linger=0)
 

@@ -7,7 +7,6 @@ import time
 
 from daemon.client import RiffdClient
 
-QUIET_S = 0.2     # a subscription ends after this much silence and is renewed at once
 
 
 class EventLog:
@@ -26,12 +25,13 @@ class EventLog:
 
     def _run(self) -> None:
         control, events, names = self._args
+        # one subscription for the whole log: a SUB socket that reconnects misses what is
+        # published while it joins
         with RiffdClient(control) as client:
-            while not self._stop.is_set():
-                stream = client.subscribe(events, names, timeout_s=QUIET_S)
-                self._connected.set()
-                for event in stream:
-                    self.items.append(event)
+            stream = client.subscribe(events, names, stop=self._stop)
+            self._connected.set()
+            for event in stream:
+                self.items.append(event)
 
     def where(self, name: str | None = None, start: float = -1e18, end: float = 1e18,
               key: str = "t") -> list[dict]:
@@ -47,4 +47,4 @@ class EventLog:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        self._thread.join(3 * QUIET_S + 1)
+        self._thread.join(2)
