@@ -101,7 +101,7 @@ class RiffdClient:
         try:
             sock.send(payload, zmq.NOBLOCK)
         except zmq.Again:
-            # IMMEDIATE: no connection to queue on yet. Wait for one, up to the deadline.
+            # the queue is full: wait for room, up to the deadline
             while not sock.poll(_poll_ms(deadline), zmq.POLLOUT):
                 if time.monotonic() >= deadline:
                     self._give_up()
@@ -131,7 +131,9 @@ class RiffdClient:
         if self._sock is None:
             s = self._ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
-            s.setsockopt(zmq.IMMEDIATE, 1)
+            # not IMMEDIATE: with it, a connection that ends (riffd answering `shutdown`, then
+            # closing) takes the replies not yet read with it. Without a connection a request
+            # waits in the queue until the deadline, then the socket is closed (_give_up).
             try:
                 auth.secure_client_socket(s, self.endpoint, self.keys)
             except BaseException:
