@@ -173,7 +173,7 @@ VOICE_CONTROLS: tuple[ArgSpec, ...] = (
             doc="velocities follow the seed's level and contour instead of velocity "
                 "(on by default)"),
     ArgSpec("follow_density", "bool",
-            doc="at most 1.5 times the seed's notes per bar when density is 0 "
+            doc="at most 2 times the seed's notes per bar when density is 0 "
                 "(on by default)"),
 )
 

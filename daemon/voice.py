@@ -77,7 +77,8 @@ class VoiceSettings:
     is empty; ``follow_register`` plays around the seed's median pitch (within ``low`` …
     ``high``); ``follow_dynamics`` takes velocities from the seed's level and contour
     instead of ``velocity`` (when the seed's velocities are known); ``follow_density``
-    limits note starts per bar to 1.5 × the seed's when ``density`` is 0.
+    (when ``density`` is 0) spaces note starts so that there are at most 2 × the seed's
+    notes per bar, evenly.
     """
 
     channel: int = 1
@@ -155,6 +156,8 @@ class Voice:
         self._dynamics: Dynamics | None = None     # the last seed's velocity contour
         self._seed_beats = 1.0                     # its length, beats
         self._begin_beat = 0.0                     # where the current answer/play began
+        self._last_start_beat = -math.inf          # the latest note start let through
+        self._left_out: set[int] = set()           # generator pitches thinning left out
         self.steps_generated = 0
         self.errors = 0                            # model steps (or commands) that raised
         self.last_error: str | None = None
@@ -366,6 +369,7 @@ class Voice:
     def _begin(self, mode: str, start_beat: float, end_beat: float) -> None:
         self._cursor = start_beat
         self._begin_beat = start_beat
+        self._last_start_beat = -math.inf
         self._end_beat = end_beat
         self._skip_silence = 0
         s = self.settings
@@ -439,21 +443,37 @@ class Voice:
         return abs(self._cursor / bar - round(self._cursor / bar)) < 1e-6
 
     def _thin(self, step: Step) -> Step:
-        """Density ceiling: past ``density`` starts in this bar, starts become holds."""
-        limit = self.settings.density
-        if limit <= 0 and self.settings.follow_density:
-            limit = self._seed_density
-        if limit <= 0 or not step.starts:
+        """Density ceiling: past ``density`` starts in this bar, starts become holds. Without
+        one, ``follow_density`` spaces starts at least a bar / (the seed's limit) apart, so
+        an answer to a sparse seed is as sparse, evenly through the bar. A note left out
+        lengthens the one that sounds (its holds hold that one), it leaves no gap."""
+        if not step.starts:
+            if step.holds and set(step.holds) <= self._left_out:
+                return Step(holds=tuple(self._sounding))
+            self._left_out = set()
             return step
-        bar = int(self._cursor // self.clock.beats_per_bar)
-        index, count = self._bar_starts
-        if index != bar:
-            count = 0
-        if count >= limit:
-            self._bar_starts = (bar, count)
-            return Step(starts=(), holds=tuple(self._sounding))
-        self._bar_starts = (bar, count + 1)
+        limit = self.settings.density
+        if limit <= 0 and self.settings.follow_density and self._seed_density > 0:
+            gap = self.clock.beats_per_bar / self._seed_density          # beats
+            if self._cursor < self._last_start_beat + gap - 1e-6:
+                return self._leave_out(step)
+            self._last_start_beat = self._cursor
+        elif limit > 0:
+            bar = int(self._cursor // self.clock.beats_per_bar)
+            index, count = self._bar_starts
+            if index != bar:
+                count = 0
+            if count >= limit:
+                self._bar_starts = (bar, count)
+                return self._leave_out(step)
+            self._bar_starts = (bar, count + 1)
+        self._left_out = set()
         return step
+
+    def _leave_out(self, step: Step) -> Step:
+        """``step``'s starts are not played: what sounds keeps sounding instead."""
+        self._left_out = set(step.starts)
+        return Step(holds=tuple(self._sounding))
 
     def _emit(self, step: Step) -> None:
         s = self.settings

@@ -23,7 +23,7 @@ from engine.melody_representation import Note
 
 REGISTER_SPAN = 9          # semitones either side of the seed's median an answer keeps to
 MIN_WINDOW = 12            # semitones: a register window is at least an octave wide
-DENSITY_HEADROOM = 1.5     # an answer may start this many times the seed's notes per bar
+DENSITY_HEADROOM = 2.0     # an answer may start this many times the seed's notes per bar
 
 
 def register(notes: Iterable[Note]) -> float | None:
@@ -61,12 +61,12 @@ def register_window(median: float | None, low: int, high: int,
 
 def starts_per_bar(notes: Sequence[Note], beats_per_bar: float) -> float:
     """Notes the phrase starts per bar: its note count over its length in bars (beats from
-    the first start to the last end, at least one beat)."""
+    the first start to the last end, rounded up to whole beats, at least one)."""
     sounding = [n for n in notes if n.pitch is not None]
     if not sounding:
         return 0.0
     span = (max(n.start + n.duration for n in sounding) - min(n.start for n in sounding))
-    return len(sounding) / (max(span, 1.0) / beats_per_bar)
+    return len(sounding) / (max(math.ceil(span - 1e-6), 1) / beats_per_bar)
 
 
 def density_limit(notes: Sequence[Note], beats_per_bar: float) -> int:

@@ -32,11 +32,13 @@ def test_register_window_keeps_to_the_voices_range():
 
 
 def test_density_follows_the_seed():
-    sparse = [Note(60, 0, 2), Note(64, 4, 2)]           # 2 notes in 6 beats: 1.33 per bar
-    assert starts_per_bar(sparse, 4) == pytest.approx(4 / 3)
+    sparse = [Note(60, 0, 3.9), Note(64, 4, 3.9)]       # 2 notes in 8 beats (played legato)
+    assert starts_per_bar(sparse, 4) == pytest.approx(1.0)
     assert density_limit(sparse, 4) == 2
+    halves = [Note(60, 0, 2), Note(64, 2, 1.5)]           # 2 notes in 4 beats
+    assert density_limit(halves, 4) == 4
     dense = [Note(60 + i % 5, i * 0.25, 0.25) for i in range(16)]        # 16ths for a bar
-    assert density_limit(dense, 4) == 24
+    assert density_limit(dense, 4) == 32
 
 
 def test_dynamics_follow_level_and_contour():
