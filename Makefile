@@ -13,7 +13,7 @@ MACOS_PACKAGES  := jack portaudio fluid-synth
 .PHONY: demo test setup system-deps train bench stress soak clean
 
 demo: setup
-	$(PY) -m daemon demo
+	$(PY) -m riffd.daemon demo
 
 test: setup
 	$(PY) -m pytest
@@ -45,7 +45,7 @@ system-deps:
 	fi
 
 train: setup
-	$(PY) -m training train configs/melody_erk.toml
+	$(PY) -m riffd.training train configs/melody_erk.toml
 
 # bench: the short benchmarks (minutes). stress and soak run long: 20 and 60 minutes.
 LONG_BENCHMARKS := stress_timing.py soak.py

@@ -1,7 +1,7 @@
 """Shared parts of the long-running benchmarks (stress_timing.py, soak.py); not a benchmark.
 
 - :func:`start_jack`: a private dummy-driver JACK server, realtime (``jackd -R``) or not.
-- :class:`NoteReceiver`: a separate JACK client (a :class:`~daemon.midi_peer.MidiPeer`) that
+- :class:`NoteReceiver`: a separate JACK client (a :class:`~riffd.daemon.midi_peer.MidiPeer`) that
   keeps note messages with their frame times and only counts the rest (MIDI clock).
 - :class:`XrunWatch`: a JACK client that counts the server's xruns (xrun callback).
 - :class:`EventLog`: riffd's own record of what it sent, from its PUB socket (note_on/note_off
@@ -32,8 +32,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from daemon.jack_server import JackServer  # noqa: E402
-from daemon.midi_peer import MidiPeer  # noqa: E402
+from riffd.daemon.jack_server import JackServer  # noqa: E402
+from riffd.daemon.midi_peer import MidiPeer  # noqa: E402
 
 BASELINE_CHANNEL = 16     # MIDI channel (1-16) of the bare client's notes; riffd plays on 1
 NOTE_ON, NOTE_OFF = 0x90, 0x80
@@ -73,7 +73,7 @@ def log_xruns(log_path: str) -> int:
 
 def serve_option(option: str) -> bool:
     """True when ``riffd serve`` accepts ``option`` (e.g. ``--realtime``)."""
-    from daemon import cli
+    from riffd.daemon import cli
     parser = argparse.ArgumentParser()
     cli._serve_parser(parser.add_subparsers())
     serve = parser._subparsers._group_actions[0].choices["serve"]

@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.client import RiffdClient  # noqa: E402
-from daemon.jack_server import JackServer  # noqa: E402
-from daemon.midi_peer import MidiPeer  # noqa: E402
-from daemon.process import DaemonProcess  # noqa: E402
+from riffd.daemon.client import RiffdClient  # noqa: E402
+from riffd.daemon.jack_server import JackServer  # noqa: E402
+from riffd.daemon.midi_peer import MidiPeer  # noqa: E402
+from riffd.daemon.process import DaemonProcess  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -8,7 +8,7 @@ Runs ``riffd serve`` (a child process) on a private dummy-driver JACK server and
    another (the port layer alone, no daemon).
 2. Answer delay: a phrase played into riffd:in, from the end of the phrase (last note-off +
    silence) to the first note of the answer, against the next beat of riffd's clock that is at
-   least ``daemon.voice.PREPARE_S`` (30 ms: prime the model, hand the note to the port) after
+   least ``riffd.daemon.voice.PREPARE_S`` (30 ms: prime the model, hand the note to the port) after
    the end; how often that skipped a closer beat is counted.
 3. ``load_model`` under playback: from the request to the bar line where the new model takes
    over, against the next bar line at the time of the request.
@@ -34,11 +34,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from daemon.jack_server import JackServer  # noqa: E402
-from daemon.midi_peer import MidiPeer  # noqa: E402
-from daemon.process import DaemonProcess  # noqa: E402
-from daemon.voice import PREPARE_S  # noqa: E402
-from engine.loading import BUNDLED_MODEL  # noqa: E402
+from riffd.daemon.jack_server import JackServer  # noqa: E402
+from riffd.daemon.midi_peer import MidiPeer  # noqa: E402
+from riffd.daemon.process import DaemonProcess  # noqa: E402
+from riffd.daemon.voice import PREPARE_S  # noqa: E402
+from riffd.engine.loading import BUNDLED_MODEL  # noqa: E402
 
 
 def pct(values, unit: float = 1.0) -> dict:

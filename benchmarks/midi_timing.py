@@ -29,10 +29,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from daemon.jack_server import JackServer  # noqa: E402
-from daemon.midi_peer import MidiPeer  # noqa: E402
-from daemon.midi_ports import JackMidiPorts  # noqa: E402
-from daemon.scheduler import Scheduler  # noqa: E402
+from riffd.daemon.jack_server import JackServer  # noqa: E402
+from riffd.daemon.midi_peer import MidiPeer  # noqa: E402
+from riffd.daemon.midi_ports import JackMidiPorts  # noqa: E402
+from riffd.daemon.scheduler import Scheduler  # noqa: E402
 
 
 def run(notes: int, bpm: float, rate: int, period: int) -> dict:

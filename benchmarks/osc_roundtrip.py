@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.jack_server import JackServer  # noqa: E402
-from daemon.osc_client import OscClient  # noqa: E402
-from daemon.process import DaemonProcess  # noqa: E402
+from riffd.daemon.jack_server import JackServer  # noqa: E402
+from riffd.daemon.osc_client import OscClient  # noqa: E402
+from riffd.daemon.process import DaemonProcess  # noqa: E402
 
 
 def pct(values, q):

@@ -31,8 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _playback_rig import (  # noqa: E402
     BASELINE_CHANNEL, Burner, ClientProcess, EventLog, NoteReceiver, XrunWatch, counters, delta,
     fmt, loadavg, log_xruns, rss_kib, rt_threads, server_mode, serve_option, start_jack)
-from daemon.jack_server import realtime_permitted  # noqa: E402
-from daemon.process import DaemonProcess  # noqa: E402
+from riffd.daemon.jack_server import realtime_permitted  # noqa: E402
+from riffd.daemon.process import DaemonProcess  # noqa: E402
 
 CLIENT = "riffd-soak"
 TARGET_GROWTH_PCT = 2.0

@@ -29,10 +29,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.loading import load_model  # noqa: E402
-from engine.spectral_generator import SpectralGenerator, WindowedSpectralGenerator  # noqa: E402
-from engine.spectral_lstm import SpectralLSTM, SpectralLSTMConfig  # noqa: E402
-from engine.spectral_representation import SpectralCodec, SpectralSettings  # noqa: E402
+from riffd.engine.loading import load_model  # noqa: E402
+from riffd.engine.spectral_generator import SpectralGenerator, WindowedSpectralGenerator  # noqa: E402
+from riffd.engine.spectral_lstm import SpectralLSTM, SpectralLSTMConfig  # noqa: E402
+from riffd.engine.spectral_representation import SpectralCodec, SpectralSettings  # noqa: E402
 
 BUNDLED = ROOT / "engine" / "models" / "spectral_default.safetensors"
 CONFIGS = ["spectral_lstm_base", "spectral_fc_lstm", "spectral_conv1d_lstm",
@@ -81,7 +81,7 @@ def architectures(frames: int, device: str = "cpu") -> dict:
 
 
 def bundled(frames: int) -> dict:
-    from daemon.audio_voice import StreamingResampler
+    from riffd.daemon.audio_voice import StreamingResampler
     model, meta = load_model(BUNDLED)
     generator = SpectralGenerator.from_metadata(model, meta, "cpu")
     result = {"generate": time_frames(generator, frames)}
@@ -116,10 +116,10 @@ def stateful_vs_window(marks=(10.0, 60.0, 600.0), span: int = 40) -> dict:
 
 
 def stream(minutes: float, idle_seconds: float) -> dict:
-    from daemon.jack_server import JackServer
+    from riffd.daemon.jack_server import JackServer
     server = JackServer(f"riffd-bench-{os.getpid()}", rate=48000, period=256).start()
     os.environ.update(server.env)
-    from daemon.audio_control import AudioController
+    from riffd.daemon.audio_control import AudioController
     try:
         with AudioController(str(BUNDLED), None, 256, "low", "cpu") as ctl:
             time.sleep(idle_seconds)

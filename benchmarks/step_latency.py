@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from engine.loading import load_generator  # noqa: E402
-from engine.melody_representation import Note  # noqa: E402
-from engine.sampling import sample  # noqa: E402
+from riffd.engine.loading import load_generator  # noqa: E402
+from riffd.engine.melody_representation import Note  # noqa: E402
+from riffd.engine.sampling import sample  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -41,8 +41,8 @@ from _playback_rig import (  # noqa: E402
     BASELINE_CHANNEL, BareClient, Burner, ClientProcess, EventLog, NoteReceiver, XrunWatch,
     busy_percent, counters, cpu_times, delta, fmt, hanging, loadavg, log_xruns, match_notes, pct,
     rt_threads, server_mode, serve_option, start_jack)
-from daemon.jack_server import realtime_permitted  # noqa: E402
-from daemon.process import DaemonProcess  # noqa: E402
+from riffd.daemon.jack_server import realtime_permitted  # noqa: E402
+from riffd.daemon.process import DaemonProcess  # noqa: E402
 
 CLIENT = "riffd-stress"
 DRAIN_S = 1.5   # after stopping: the bare client's last notes (1 s ahead) and riffd's note-offs

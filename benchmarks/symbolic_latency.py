@@ -34,11 +34,11 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from engine.checkpoint import read_metadata  # noqa: E402
-from engine.loading import BUNDLED_MODEL, MODEL_FAMILIES  # noqa: E402
-from engine.melody_representation import Note  # noqa: E402
-from engine.pianoroll import OCTAVE_CUT  # noqa: E402
-from engine.sampling import sample  # noqa: E402
+from riffd.engine.checkpoint import read_metadata  # noqa: E402
+from riffd.engine.loading import BUNDLED_MODEL, MODEL_FAMILIES  # noqa: E402
+from riffd.engine.melody_representation import Note  # noqa: E402
+from riffd.engine.pianoroll import OCTAVE_CUT  # noqa: E402
+from riffd.engine.sampling import sample  # noqa: E402
 
 SEED = [Note(p, i * 0.5, 0.5) for i, p in enumerate([60, 62, 64, 65, 67, 65, 64, 62])]
 SYMBOLIC_PREFIXES = ("melody", "notewise", "multilabel", "gan")
@@ -63,7 +63,7 @@ def _melody_setup():
 
 
 def _notewise_setup(variant: str):
-    from engine.notewise_representation import NotewiseVocabulary, encode_events
+    from riffd.engine.notewise_representation import NotewiseVocabulary, encode_events
     song = [Note(60 + (i * 7) % 24, i * 0.5, 0.5) for i in range(48)]
     song += [Note(p, 30.0 + i, 1.0) for i in range(8) for p in (60 + i, 64 + i, 67 + i)]
     vocab = NotewiseVocabulary.from_songs([encode_events(song, variant)], variant)

@@ -1,6 +1,6 @@
-"""``python -m daemon`` is the ``riffd`` command."""
+"""``python -m riffd.daemon`` is the ``riffd`` command."""
 import sys
 
-from daemon.cli import main
+from riffd.daemon.cli import main
 
 sys.exit(main())

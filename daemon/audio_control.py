@@ -21,8 +21,8 @@ message that names the argument and its range):
   audio_status  {}                                   the same dict as status()
 
 The output: with no ``device`` and a JACK server running, riffd's own JACK client
-``client_name`` (``daemon.audio_jack``), which re-attaches when the server comes back; any other
-output (``device`` given, or no JACK server) through PortAudio (``daemon.audio_output``).
+``client_name`` (``riffd.daemon.audio_jack``), which re-attaches when the server comes back; any other
+output (``device`` given, or no JACK server) through PortAudio (``riffd.daemon.audio_output``).
 """
 from __future__ import annotations
 
@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from daemon.audio_jack import JackAudioOutput, JackServerMissing
-from daemon.audio_output import AudioOutput
-from daemon.audio_sink import AudioSink, AudioUnavailable
-from daemon.audio_voice import AudioVoice
-from engine.checkpoint import CheckpointError, ModelLimits
-from engine.safe_files import MB, FileRefused, open_regular
+from riffd.daemon.audio_jack import JackAudioOutput, JackServerMissing
+from riffd.daemon.audio_output import AudioOutput
+from riffd.daemon.audio_sink import AudioSink, AudioUnavailable
+from riffd.daemon.audio_voice import AudioVoice
+from riffd.engine.checkpoint import CheckpointError, ModelLimits
+from riffd.engine.safe_files import MB, FileRefused, open_regular
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,9 @@ class AudioController:
     def open(self) -> "AudioController":
         """Load the model and open the output; AudioUnavailable when there is no device
         (the model is loaded first, so a bad checkpoint is reported as such)."""
-        from engine.devices import resolve_device
-        from engine.loading import WrongKindError, load_model
-        from engine.spectral_generator import SpectralGenerator
+        from riffd.engine.devices import resolve_device
+        from riffd.engine.loading import WrongKindError, load_model
+        from riffd.engine.spectral_generator import SpectralGenerator
         try:
             model, metadata = load_model(self.model_path, self.limits, kind="audio")
         except WrongKindError as exc:

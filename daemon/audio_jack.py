@@ -3,7 +3,7 @@
 One JACK-Client client ``client_name`` (``<riffd's --client-name>-audio``) with ports
 ``out_0`` / ``out_1``, connected to ``system:playback_*`` when those exist. Its process
 callback (JACK's real-time thread, once per period of ``blocksize`` frames) fills ``out_0``
-with :meth:`daemon.audio_sink.AudioSink.render`, the block logic every sink shares, and copies
+with :meth:`riffd.daemon.audio_sink.AudioSink.render`, the block logic every sink shares, and copies
 it to the other ports. JACK xruns seen by this client are counted in ``device_underflows``.
 
 Unlike PortAudio, this sink survives its server: when JACK goes away the shutdown callback
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 
-from daemon.audio_sink import AudioSink, AudioUnavailable
+from riffd.daemon.audio_sink import AudioSink, AudioUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """The PortAudio sink: a sounddevice ``OutputStream`` whose callback plays an ``AudioRing``
-through :meth:`daemon.audio_sink.AudioSink.render` (the block logic every sink shares).
+through :meth:`riffd.daemon.audio_sink.AudioSink.render` (the block logic every sink shares).
 
 riffd uses it for outputs other than a running JACK server (ALSA or PulseAudio on a Linux
 desktop, CoreAudio, WASAPI) and for any output named with ``--audio-device``; a JACK server is
-played through ``daemon.audio_jack`` instead, which can re-attach when the server comes back.
+played through ``riffd.daemon.audio_jack`` instead, which can re-attach when the server comes back.
 PortAudio's own underflow flags are counted in ``device_underflows``.
 
 On PortAudio's JACK device its client is named ``client_name`` (``riffd-audio``), with ports
@@ -17,7 +17,7 @@ import logging
 
 import numpy as np
 
-from daemon.audio_sink import NO_DEVICE_HINT, AudioSink, AudioUnavailable
+from riffd.daemon.audio_sink import NO_DEVICE_HINT, AudioSink, AudioUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What every audio sink shares: the ring it plays, play / fade-out requests, and the block
 logic its real-time callback runs.
 
-A sink (``daemon.audio_jack.JackAudioOutput`` on JACK, ``daemon.audio_output.AudioOutput``
+A sink (``riffd.daemon.audio_jack.JackAudioOutput`` on JACK, ``riffd.daemon.audio_output.AudioOutput``
 through PortAudio elsewhere) owns one callback thread that calls :meth:`AudioSink.render` once
 per block. ``render`` only copies samples out of the ring with numpy slice assignments and
 scales them in place with preallocated ramps: no allocation of sample buffers, no lock,
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from daemon.audio_ring import AudioRing
+from riffd.daemon.audio_ring import AudioRing
 
 NO_DEVICE_HINT = ("start JACK (`jackd -d dummy -r 48000 -p 256`, or your sound card's driver) "
                   "or pick an output with --audio-device NAME|INDEX (`python -m sounddevice` "

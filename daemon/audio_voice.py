@@ -4,7 +4,7 @@ Per chunk: the spectral generator makes one frame (model step â†’ inverse FFT â†
 ``hop`` samples at the model's rate), a streaming polyphase resampler takes it to the device's
 rate, and the samples go into the ring. The thread generates while the ring holds less than
 ``high_water`` seconds and then sleeps until it falls to ``low_water``; the callback side
-(``daemon.audio_sink``: JACK or PortAudio) never waits on it.
+(``riffd.daemon.audio_sink``: JACK or PortAudio) never waits on it.
 
 ``start()`` pre-fills the ring to the high-water mark before the output starts reading (so the
 first block does not underflow); ``stop()`` fades out in a few ms. ``seed()`` primes the
@@ -19,7 +19,7 @@ from math import gcd
 
 import numpy as np
 
-from daemon.audio_sink import AudioSink
+from riffd.daemon.audio_sink import AudioSink
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class StreamingResampler:
 class AudioVoice:
     """Streams a spectral generator into ``output``'s ring from its own thread.
 
-    generator: ``engine.spectral_generator.SpectralGenerator`` (``next_frame``, ``prime``,
+    generator: ``riffd.engine.spectral_generator.SpectralGenerator`` (``next_frame``, ``prime``,
     ``sample_rate``, ``hop``). low_water / high_water: seconds of audio kept buffered.
     """
 

@@ -15,7 +15,7 @@ message that comes back to the client that sent it is read in the next cycle); t
 offset is the median round trip less that period, i.e. how late the echo came out of the other
 side. Pings whose round trip spans a cycle JACK skipped are left out (counted).
 
-The same module runs a stand-in synth for trying it: ``python -m daemon.calibrate echo
+The same module runs a stand-in synth for trying it: ``python -m riffd.daemon.calibrate echo
 --delay-ms 20`` is a JACK client that sends everything it receives back out exactly that many
 frames later.
 """
@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
-from daemon.latency import MAX_OUTPUT_LATENCY_MS
+from riffd.daemon.latency import MAX_OUTPUT_LATENCY_MS
 
 DEFAULT_CLIENT = "riffd-calibrate"
 PING_CHANNEL = 16          # MIDI channel of the pings (1..16)
@@ -313,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m daemon.calibrate echo --delay-ms MS [--name NAME]``: run an echo client
+    """``python -m riffd.daemon.calibrate echo --delay-ms MS [--name NAME]``: run an echo client
     until SIGTERM or SIGINT (prints one JSON line ``{"ready": in_port, "out": out_port}``).
     Any other arguments are those of ``riffd calibrate``."""
     import signal
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog="riffd calibrate")
         add_arguments(parser)
         return run(parser.parse_args(argv))
-    parser = argparse.ArgumentParser(prog="python -m daemon.calibrate echo",
+    parser = argparse.ArgumentParser(prog="python -m riffd.daemon.calibrate echo",
                                      description=Echo.__doc__)
     parser.add_argument("--delay-ms", type=float, default=20.0,
                         help="how much later each message goes back out, ms (default 20)")

@@ -1,6 +1,6 @@
 """MIDI CC → voice controls: a configurable map, and "learn" (bind the next CC that moves).
 
-A binding maps (channel, CC number) to a control of ``set`` (``daemon.protocol.VOICE_CONTROLS``)
+A binding maps (channel, CC number) to a control of ``set`` (``riffd.daemon.protocol.VOICE_CONTROLS``)
 on one voice or on every voice (``voice=None``). A CC value 0–127 is scaled linearly onto the
 control's range: ``min + value / 127 * (max - min)``, rounded for whole-number controls; a
 ``bool`` control is on from 64; a ``str`` control with choices picks one of them by value.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from daemon.protocol import VOICE_CONTROLS
+from riffd.daemon.protocol import VOICE_CONTROLS
 
 CONTROLS = {a.name: a for a in VOICE_CONTROLS}
 

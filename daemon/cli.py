@@ -2,7 +2,7 @@
 ``render``.
 
 The offline commands belong to the training package; the daemon never imports it, so
-``riffd train …`` runs ``python -m training train …`` in its place.
+``riffd train …`` runs ``python -m riffd.training train …`` in its place.
 """
 from __future__ import annotations
 
@@ -147,10 +147,10 @@ def _serve_parser(sub) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="riffd: %(message)s")
-    from daemon.midi_ports import MidiPortError
-    from daemon.serve_config import ServeConfigError, load_serve_config
-    from daemon.service import Riffd, StartupInterrupted
-    from engine.checkpoint import CheckpointError
+    from riffd.daemon.midi_ports import MidiPortError
+    from riffd.daemon.serve_config import ServeConfigError, load_serve_config
+    from riffd.daemon.service import Riffd, StartupInterrupted
+    from riffd.engine.checkpoint import CheckpointError
     try:
         cfg = load_serve_config(args.config)
     except ServeConfigError as exc:
@@ -177,15 +177,15 @@ def serve(args: argparse.Namespace) -> int:
 
 def _check_endpoints(cfg) -> None:
     """Refuse control/event endpoints that would let other users or machines in
-    (:class:`daemon.auth.SecurityError`, an OSError, says how to set them up)."""
+    (:class:`riffd.daemon.auth.SecurityError`, an OSError, says how to set them up)."""
     import zmq
 
-    from daemon.auth import ServerSecurity, default_endpoint
+    from riffd.daemon.auth import ServerSecurity, default_endpoint
     security = ServerSecurity(zmq.Context.instance())
     security.check(cfg.control or default_endpoint("control"), "--control")
     security.check(cfg.events or default_endpoint("events"), "--events")
     if cfg.osc:     # an OscEndpointError (a ValueError) says why and what to write instead
-        from daemon.osc import check_endpoint
+        from riffd.daemon.osc import check_endpoint
         check_endpoint(cfg.osc, cfg.osc_allow_remote)
 
 
@@ -194,7 +194,7 @@ OFFLINE_COMMANDS = ("train", "eval", "render")
 
 def _offline(argv: list[str]) -> int:
     """Hand ``riffd train|eval|render …`` to the training package in a fresh interpreter."""
-    command = [sys.executable, "-m", "training", *argv]
+    command = [sys.executable, "-m", "riffd.training", *argv]
     if os.name == "posix":
         os.execv(sys.executable, command)
     return subprocess.call(command)
@@ -208,16 +208,16 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _serve_parser(sub)
-    from daemon import ctl, demo, keys
+    from riffd.daemon import ctl, demo, keys
     ctl.add_arguments(sub.add_parser("ctl", help="send a command to a running daemon"))
     keys.add_arguments(sub.add_parser("keys", help="show or create keys for tcp:// endpoints"))
-    from daemon import doctor
+    from riffd.daemon import doctor
     doctor.add_arguments(sub.add_parser("doctor", help="check this machine for what riffd "
                                                        "needs and say what to fix"))
-    from daemon import view
+    from riffd.daemon import view
     view.add_arguments(sub.add_parser("view", help="watch and drive a running daemon live"))
     demo.add_arguments(sub.add_parser("demo", help="play a phrase into riffd and record the answer"))
-    from daemon import calibrate
+    from riffd.daemon import calibrate
     calibrate.add_arguments(sub.add_parser(
         "calibrate", help="measure a MIDI loop's round trip and suggest --output-latency-ms"))
     sub.add_parser("train", help="train a model: riffd train configs/melody_erk.toml (see --help)")

@@ -1,6 +1,6 @@
 """A small client for scripts that drive a running ``riffd serve``.
 
-    from daemon.client import RiffdClient
+    from riffd.daemon.client import RiffdClient
 
     with RiffdClient() as riffd:
         riffd.set(tempo=96, temperature=0.8)
@@ -10,7 +10,7 @@
 
 Without an endpoint the client finds the daemon where ``riffd serve`` puts it by default: the
 ipc sockets in the user's private runtime folder. A ``tcp://`` endpoint is reached with CURVE,
-using the keys in the user's riffd config folder (see :mod:`daemon.auth`).
+using the keys in the user's riffd config folder (see :mod:`riffd.daemon.auth`).
 
 A client is for one thread at a time (ZeroMQ sockets are not thread-safe).
 """
@@ -26,8 +26,8 @@ from typing import Any
 
 import zmq
 
-from daemon import auth
-from daemon.protocol import EVENTS, MAX_MESSAGE_BYTES, encode_request
+from riffd.daemon import auth
+from riffd.daemon.protocol import EVENTS, MAX_MESSAGE_BYTES, encode_request
 
 DEFAULT_CONTROL = "ipc://$XDG_RUNTIME_DIR/riffd/control"   # how help texts name the defaults
 DEFAULT_EVENTS = "ipc://$XDG_RUNTIME_DIR/riffd/events"

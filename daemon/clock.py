@@ -3,8 +3,8 @@
 The clock is a straight line through one anchor point: beat ``b`` sounds at
 ``anchor_s + (b - anchor_beat) * 60 / tempo`` seconds of ``time.monotonic()``. A tempo change
 re-anchors at the moment of the change, so no beat jumps. The source is ``internal`` (the
-clock runs by itself), ``midi`` (:class:`daemon.midi_clock.ClockIn` re-anchors it at every
-incoming pulse, so that beats fall on the DAW's grid) or ``link`` (:class:`daemon.link_clock.
+clock runs by itself), ``midi`` (:class:`riffd.daemon.midi_clock.ClockIn` re-anchors it at every
+incoming pulse, so that beats fall on the DAW's grid) or ``link`` (:class:`riffd.daemon.link_clock.
 LinkClock` re-anchors it on an Ableton Link session's timeline every 10 ms).
 
 Thread safety: one lock; every method may be called from any thread.

@@ -1,8 +1,8 @@
 """The control server: one thread that owns the ROUTER (requests) and PUB (events) sockets.
 
-Requests are decoded and validated by :mod:`daemon.protocol`, then handed to
+Requests are decoded and validated by :mod:`riffd.daemon.protocol`, then handed to
 ``handler(cmd, args) -> dict``, which runs on the server thread and must return quickly: slow
-work (loading a model) is returned as a :class:`daemon.slow_work.Deferred`, run on the server's
+work (loading a model) is returned as a :class:`riffd.daemon.slow_work.Deferred`, run on the server's
 worker thread, and answered from the server thread when it is done, while other requests are
 served. ``ping`` is answered by the server itself, so it tells a script that the control thread is
 alive even while the rest of the daemon is busy.
@@ -30,12 +30,12 @@ from typing import Any
 
 import zmq
 
-from daemon.auth import ServerSecurity, default_endpoint, ipc_path, transport
-from daemon.protocol import (
+from riffd.daemon.auth import ServerSecurity, default_endpoint, ipc_path, transport
+from riffd.daemon.protocol import (
     MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ProtocolError, decode_request, encode_event,
     encode_reply_error, encode_reply_ok,
 )
-from daemon.slow_work import Deferred, SlowWorker
+from riffd.daemon.slow_work import Deferred, SlowWorker
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ class ControlServer:
     :meth:`start` / :meth:`stop`.
 
     An empty or None endpoint is the default: an ipc socket in the user's private runtime folder
-    (:func:`daemon.auth.default_endpoint`). Every tcp endpoint is a CURVE server that admits the
-    keys allowed in ``config_dir`` (:mod:`daemon.auth`, default ~/.config/riffd). Without a
+    (:func:`riffd.daemon.auth.default_endpoint`). Every tcp endpoint is a CURVE server that admits the
+    keys allowed in ``config_dir`` (:mod:`riffd.daemon.auth`, default ~/.config/riffd). Without a
     ``context`` the server has a context of its own (a ZAP authenticator is one per context).
     """
 
@@ -198,7 +198,7 @@ class ControlServer:
 
         Returns False when the event was dropped (server not running, or the server thread is
         more than EVENT_QUEUE_MESSAGES events behind). Raises ``ValueError`` for an event that
-        :mod:`daemon.protocol` does not define.
+        :mod:`riffd.daemon.protocol` does not define.
         """
         frames = encode_event(event, data)
         with self._push_lock:

@@ -3,7 +3,7 @@
 Exit status: 0 when the daemon answered ok, 1 when it answered with an error (or the command line
 could not be turned into a request), 2 when the daemon could not be reached.
 Help text for commands and their arguments is generated from the spec tables in
-:mod:`daemon.protocol`, so it always matches what the daemon accepts.
+:mod:`riffd.daemon.protocol`, so it always matches what the daemon accepts.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.auth import SecurityError
-from daemon.client import DEFAULT_CONTROL, DEFAULT_EVENTS, RiffdClient, RiffdError, RiffdUnavailable
-from daemon.protocol import COMMANDS, EVENTS, NOTE_FIELDS, ArgSpec, describe_range
+from riffd.daemon.auth import SecurityError
+from riffd.daemon.client import DEFAULT_CONTROL, DEFAULT_EVENTS, RiffdClient, RiffdError, RiffdUnavailable
+from riffd.daemon.protocol import COMMANDS, EVENTS, NOTE_FIELDS, ArgSpec, describe_range
 
 EXAMPLES = """\
 examples:

@@ -75,12 +75,12 @@ def grid_deviation(onsets_s: list[float], step_s: float) -> tuple[list[float], f
 
 
 def run(args: argparse.Namespace) -> int:
-    from daemon.jack_server import JackServer, JackUnavailable, jack_server_running
-    from daemon.midi_peer import MidiPeer
-    from daemon.process import DaemonProcess
-    from daemon.recording import pair_notes, plot_piano_roll, render_wav, write_midi
-    from engine.key_finding import estimate_key
-    from engine.melody_representation import Note
+    from riffd.daemon.jack_server import JackServer, JackUnavailable, jack_server_running
+    from riffd.daemon.midi_peer import MidiPeer
+    from riffd.daemon.process import DaemonProcess
+    from riffd.daemon.recording import pair_notes, plot_piano_roll, render_wav, write_midi
+    from riffd.engine.key_finding import estimate_key
+    from riffd.engine.melody_representation import Note
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -241,7 +241,7 @@ def check_cuda() -> list[Check]:
 
 
 def check_model() -> Check:
-    from engine.loading import BUNDLED_MODEL
+    from riffd.engine.loading import BUNDLED_MODEL
     if BUNDLED_MODEL.is_file():
         return Check("models", "bundled model", OK, f"{BUNDLED_MODEL.name} "
                                                     f"({BUNDLED_MODEL.stat().st_size // 1024} KB)")
@@ -253,7 +253,7 @@ def check_model() -> Check:
 
 def check_control() -> list[Check]:
     """The runtime folder (without creating it) and a daemon answering ``ping`` there."""
-    from daemon.auth import SecurityError, private_dir
+    from riffd.daemon.auth import SecurityError, private_dir
     base = os.environ.get("XDG_RUNTIME_DIR")
     folder = Path(base) / "riffd" if base else Path("/tmp") / f"riffd-{os.geteuid()}"
     if not folder.exists():
@@ -270,7 +270,7 @@ def check_control() -> list[Check]:
         checks.append(Check("control", "daemon", OK, f"none answers at {endpoint}; "
                                                      f"`riffd serve` starts one"))
         return checks
-    from daemon.client import RiffdClient, RiffdUnavailable
+    from riffd.daemon.client import RiffdClient, RiffdUnavailable
     try:
         with RiffdClient(endpoint, timeout_s=1.0) as client:
             status = client.status()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import zmq
 
-from daemon import auth
+from riffd.daemon import auth
 
 EXAMPLES = """\
 examples:

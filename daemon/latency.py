@@ -15,7 +15,7 @@ Where it is set:
   later ``add_voice`` calls start with).
 
 Mechanics: the voice asks the scheduler to send each note ``early_s`` seconds before its time
-(:meth:`daemon.scheduler.Scheduler.schedule_on`); the voice generates that much further ahead
+(:meth:`riffd.daemon.scheduler.Scheduler.schedule_on`); the voice generates that much further ahead
 and starts an answer no sooner than ``PREPARE_S + early_s`` from the request, so an early note
 is never late. A note keeps the offset it was started with for its note-off, so changing the
 offset while notes sound never sends an off before its on. riffd's record of what it played

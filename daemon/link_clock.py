@@ -8,8 +8,8 @@ Library: LinkPython-extern (import ``link``), chosen over aalink because its API
 and thread-safe (``captureAppSessionState``, ``numPeers``, start/stop sync as a property), which
 fits riffd's thread per role; aalink's interface is built around an asyncio event loop.
 
-:class:`LinkClock` has the same shape as :class:`daemon.midi_clock.ClockIn`: it re-anchors the
-daemon's :class:`~daemon.clock.Clock` so that beats fall on the session's grid, and reports
+:class:`LinkClock` has the same shape as :class:`riffd.daemon.midi_clock.ClockIn`: it re-anchors the
+daemon's :class:`~riffd.daemon.clock.Clock` so that beats fall on the session's grid, and reports
 transport changes through ``on_transport("start" | "stop")``. One thread, ``riffd-link``, reads
 the session every ``POLL_S`` seconds.
 
@@ -33,7 +33,7 @@ import threading
 import time
 from typing import Callable
 
-from daemon.clock import Clock
+from riffd.daemon.clock import Clock
 
 log = logging.getLogger(__name__)
 

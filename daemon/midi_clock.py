@@ -3,7 +3,7 @@
 MIDI clock is 24 pulses (0xF8) per quarter note, plus transport messages: Start (0xFA),
 Continue (0xFB), Stop (0xFC) and Song Position Pointer (0xF2, in 16ths = 6 pulses).
 
-- :class:`ClockOut` (one thread) sends every pulse at its time on the :class:`~daemon.clock.Clock`,
+- :class:`ClockOut` (one thread) sends every pulse at its time on the :class:`~riffd.daemon.clock.Clock`,
   handed to the port ``latency_s`` + 20 ms early, so JACK writes it at its exact frame.
 - :class:`ClockIn` (no thread: fed from the MIDI-in dispatcher) estimates the tempo from pulse
   intervals by the median interval over the last ``window`` pulses (robust to a late or lost
@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Callable
 
-from daemon.clock import Clock
+from riffd.daemon.clock import Clock
 
 PPQ = 24
 CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
@@ -46,7 +46,7 @@ class ClockOut:
     """One thread: 24 pulses per quarter on ``ports`` at the clock's tempo, and transport.
 
     Args:
-        ports: an open :class:`~daemon.midi_ports.MidiPorts` (``send(msg, at=)``).
+        ports: an open :class:`~riffd.daemon.midi_ports.MidiPorts` (``send(msg, at=)``).
         clock: the daemon's clock.
     """
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from daemon.midi_ports import JackMidiPorts, MidiPortError
+from riffd.daemon.midi_ports import JackMidiPorts, MidiPortError
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ReceivedMessage:
         frame: absolute JACK frame time (frames since the server started).
         seconds: ``frame / samplerate`` in seconds on the server's frame clock.
         monotonic: approximate ``time.monotonic()`` time the message stands for (see
-            :class:`~daemon.midi_ports.JackMidiPorts` for the mapping).
+            :class:`~riffd.daemon.midi_ports.JackMidiPorts` for the mapping).
     """
 
     message: list
@@ -140,7 +140,7 @@ class MidiPeer:
 
 
 class PeerProcess:
-    """A peer in a process of its own (``python -m daemon.midi_peer``): its JACK callback never
+    """A peer in a process of its own (``python -m riffd.daemon.midi_peer``): its JACK callback never
     waits for this interpreter's GIL, as a synth or a DAW would not. It keeps its input
     connected to ``listen`` (re-connecting whenever that port appears again, e.g. after riffd
     restarted) and reports every message it receives.
@@ -161,7 +161,7 @@ class PeerProcess:
         self._received: list[ReceivedMessage] = []
         self.connections = 0
         self._cond = threading.Condition()
-        self.proc = subprocess.Popen([sys.executable, "-m", "daemon.midi_peer", "--name",
+        self.proc = subprocess.Popen([sys.executable, "-m", "riffd.daemon.midi_peer", "--name",
                                       client_name, "--listen", listen],
                                      stdout=subprocess.PIPE, text=True,
                                      env={**os.environ, **(env or {})})
@@ -223,7 +223,7 @@ class PeerProcess:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m daemon.midi_peer --name NAME --listen riffd:out``: a peer in its own process
+    """``python -m riffd.daemon.midi_peer --name NAME --listen riffd:out``: a peer in its own process
     that keeps its input connected to the ``--listen`` port (connecting again whenever it
     re-appears) and prints JSON lines: first ``{"ready": port, "rate": Hz}``, then
     ``{"connected": port}`` at each connection and ``{"message": [...], "frame": F,
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m daemon.midi_peer", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m riffd.daemon.midi_peer", description=main.__doc__)
     parser.add_argument("--name", default="riffd-peer", help="JACK client name of the peer")
     parser.add_argument("--listen", default=None,
                         help="output port to keep connected to the peer's input, e.g. riffd:out")

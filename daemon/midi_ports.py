@@ -6,7 +6,7 @@ Public verbs validate and delegate to one private hook per backend (``send`` -> 
 Times are ``time.monotonic()`` seconds throughout. ``send(msg, at=t)`` asks the backend to emit
 ``msg`` so that it sounds at ``t``; a backend that buffers output adds a constant latency
 (:attr:`MidiPorts.latency_s`), so callers that want frame accuracy hand messages over at least
-``latency_s`` before ``t`` (the :class:`~daemon.scheduler.Scheduler` does).
+``latency_s`` before ``t`` (the :class:`~riffd.daemon.scheduler.Scheduler` does).
 
 Backends:
 
@@ -101,7 +101,7 @@ class MidiPorts:
         self._callback: InputCallback | None = None
         self._is_open = False
         self._lock = threading.Lock()
-        #: a :class:`daemon.realtime.RealtimeState`: the input dispatcher asks it for SCHED_FIFO
+        #: a :class:`riffd.daemon.realtime.RealtimeState`: the input dispatcher asks it for SCHED_FIFO
         self.realtime = realtime
         #: called with a reason when the backend goes away (on a backend thread: keep it short)
         self.on_shutdown: Callable[[str], None] | None = None
@@ -473,7 +473,7 @@ class JackMidiPorts(MidiPorts):
     def _dispatch_input(self) -> None:
         """Thread: deliver input events to the user callback, outside the JACK callback."""
         if self.realtime is not None:
-            from daemon.realtime import INPUT_PRIORITY
+            from riffd.daemon.realtime import INPUT_PRIORITY
             self.realtime.promote("input", INPUT_PRIORITY)
         while True:
             item = self._inq.get()
@@ -656,7 +656,7 @@ def open_midi_ports(api: str = "auto", client_name: str = "riffd", realtime=None
         api: ``auto`` (the platform's native API, then JACK), ``alsa``, ``jack``, ``coremidi``
             or ``windows``.
         client_name: client name shown to other MIDI programs.
-        realtime: a :class:`daemon.realtime.RealtimeState` for the input thread, or None.
+        realtime: a :class:`riffd.daemon.realtime.RealtimeState` for the input thread, or None.
         reset: send All Notes Off and All Sound Off on all 16 channels once open, so that the
             notes of a riffd that crashed end.
 

@@ -6,7 +6,7 @@ rendering of a recording (a MIDI file) to WAV.
   ``polyphony`` voices: a detuned pair of band-limited saws through an ADSR envelope. It takes
   note-ons and note-offs from the scheduler as they go out.
 - :func:`render_midi` renders a MIDI file to WAV with ``pyo.Server(audio="offline")``, far
-  faster than real time. ``python -m daemon.monitor IN.mid OUT.wav`` does the same.
+  faster than real time. ``python -m riffd.daemon.monitor IN.mid OUT.wav`` does the same.
 
 pyo is imported only here, with ``PYO_GUI_WX=0`` (no wxPython). pyo allows one server per
 process: use either the monitor or offline rendering in one process.
@@ -153,7 +153,7 @@ def render_midi(midi_path: str | Path, wav_path: str | Path, samplerate: int = 4
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("usage: python -m daemon.monitor IN.mid OUT.wav", file=sys.stderr)
+        print("usage: python -m riffd.daemon.monitor IN.mid OUT.wav", file=sys.stderr)
         return 2
     try:
         result = render_midi(argv[0], argv[1])

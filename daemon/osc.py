@@ -1,10 +1,10 @@
 """The OSC server: one thread that owns a UDP socket and answers the protocol's commands sent as
 OSC messages (Max, Pd, SuperCollider, TouchOSC), beside the ZeroMQ control server.
 
-Each message is read by :mod:`daemon.osc_map` into the protocol's request and checked by
-:func:`daemon.protocol.decode_request` (the same checks, error codes and messages as ZeroMQ),
+Each message is read by :mod:`riffd.daemon.osc_map` into the protocol's request and checked by
+:func:`riffd.daemon.protocol.decode_request` (the same checks, error codes and messages as ZeroMQ),
 then handed to ``handler(cmd, args)``, the daemon's command router. Slow commands (load_model,
-add_voice, list_models) come back as a :class:`daemon.slow_work.Deferred`: they run on this
+add_voice, list_models) come back as a :class:`riffd.daemon.slow_work.Deferred`: they run on this
 server's worker thread and answer when done, while the OSC thread goes on serving. ``ping`` is
 answered here. Replies go to the sender, or to ``reply_to`` when one is configured; events go to
 ``events_to`` and to every client that sent ``/riffd/subscribe``.
@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from daemon import osc_map
-from daemon.protocol import ProtocolError
-from daemon.slow_work import Deferred, SlowWorker
+from riffd.daemon import osc_map
+from riffd.daemon.protocol import ProtocolError
+from riffd.daemon.slow_work import Deferred, SlowWorker
 
 log = logging.getLogger(__name__)
 

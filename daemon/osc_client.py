@@ -1,6 +1,6 @@
 """A small OSC client for scripts, tests and benchmarks that drive ``riffd serve --osc``.
 
-    from daemon.osc_client import OscClient
+    from riffd.daemon.osc_client import OscClient
 
     with OscClient("udp://127.0.0.1:9000") as osc:
         osc.call("set", "tempo", 100)                  # -> {"changed": ["tempo"]}
@@ -18,8 +18,8 @@ from typing import Any
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from daemon.osc import parse_udp
-from daemon.osc_map import ERROR, EVENT_PREFIX, PREFIX, REPLY
+from riffd.daemon.osc import parse_udp
+from riffd.daemon.osc_map import ERROR, EVENT_PREFIX, PREFIX, REPLY
 
 
 class OscError(Exception):

@@ -1,10 +1,10 @@
 """OSC ⇄ the riffd protocol: read an OSC packet, turn each message into the protocol's request
-(validated by :func:`daemon.protocol.decode_request`, exactly as a ZeroMQ request is), and write
-replies and events as OSC messages. No socket here: :mod:`daemon.osc` owns the socket and thread.
+(validated by :func:`riffd.daemon.protocol.decode_request`, exactly as a ZeroMQ request is), and write
+replies and events as OSC messages. No socket here: :mod:`riffd.daemon.osc` owns the socket and thread.
 
 Address space (docs/osc.md is the contract, kept in step by tests/daemon/test_osc_doc.py):
 
-- ``/riffd/COMMAND name value name value ...``: every command of :data:`daemon.protocol.COMMANDS`
+- ``/riffd/COMMAND name value name value ...``: every command of :data:`riffd.daemon.protocol.COMMANDS`
   (``/riffd/set tempo 100 temperature 0.8``). A ``notes`` argument takes the numbers that follow
   it as pitch/start/duration triples (``/riffd/seed notes 60 0 1 62 1 1 play 1``), a
   ``samples`` argument the numbers that follow it. ``id X`` among the pairs is the request id.
@@ -31,7 +31,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
-from daemon.protocol import (
+from riffd.daemon.protocol import (
     COMMANDS, MAX_NESTING_DEPTH, PROTOCOL_VERSION, ProtocolError, Request, decode_request,
 )
 
@@ -119,7 +119,7 @@ def _cause(exc: Exception) -> str:
 
 def to_request(address: str, params: list[Any]) -> OscRequest:
     """The protocol request that an OSC message stands for, validated by
-    :func:`daemon.protocol.decode_request`; raises :class:`ProtocolError` with its codes."""
+    :func:`riffd.daemon.protocol.decode_request`; raises :class:`ProtocolError` with its codes."""
     if address in (SUBSCRIBE, UNSUBSCRIBE):
         return OscRequest(address.rpartition("/")[2], None)
     cmd, voice = _split_address(address)

@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from daemon.auth import ClientKeys, default_endpoint
-from daemon.client import RiffdClient, RiffdUnavailable
+from riffd.daemon.auth import ClientKeys, default_endpoint
+from riffd.daemon.client import RiffdClient, RiffdUnavailable
 
 
 def free_tcp_port() -> int:
@@ -23,7 +23,7 @@ def free_tcp_port() -> int:
 
 
 class DaemonProcess:
-    """``python -m daemon serve ARGS`` on control/event ipc sockets in a private folder of its
+    """``python -m riffd.daemon serve ARGS`` on control/event ipc sockets in a private folder of its
     own (mode 0700, removed when the process has ended).
 
     ``start()`` returns once the daemon answers ``ping`` (model loaded, ports open).
@@ -52,7 +52,7 @@ class DaemonProcess:
         self._log = None
 
     def start(self, timeout_s: float = 60.0) -> "DaemonProcess":
-        command = [sys.executable, "-m", "daemon", "serve", *self._endpoint_args,
+        command = [sys.executable, "-m", "riffd.daemon", "serve", *self._endpoint_args,
                    *self.serve_args]
         self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(command, env=self.env, stdout=self._log,

@@ -5,7 +5,7 @@ Transport (see docs/protocol.md, which a test keeps in step with this module):
 - Requests go to a ZeroMQ ROUTER socket as ONE frame of UTF-8 JSON:
   ``{"v": 1, "cmd": "set", "args": {...}, "id": <optional string or int>}``. The default
   endpoint is ``ipc://$XDG_RUNTIME_DIR/riffd/control``, in a 0700 folder only the user who
-  started riffd can enter; tcp endpoints use CURVE (see :mod:`daemon.auth`).
+  started riffd can enter; tcp endpoints use CURVE (see :mod:`riffd.daemon.auth`).
 - Replies: ``{"v": 1, "id": ..., "ok": true, "result": {...}}`` or
   ``{"v": 1, "id": ..., "ok": false, "error": {"code": "...", "message": "..."}}``.
 - Events go out on a PUB socket (default ``ipc://$XDG_RUNTIME_DIR/riffd/events``) as two

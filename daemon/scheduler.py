@@ -12,13 +12,13 @@ scheduler stops. When the port's server went away, :meth:`Scheduler.reset_soundi
 sounding notes (they died with the server) so that no note-off is owed to the new one.
 
 Latency compensation: a note may be scheduled with ``early_s`` (seconds, see
-:mod:`daemon.latency`): it is *sent* at ``at - early_s`` so that it sounds at ``at`` on a synth
+:mod:`riffd.daemon.latency`): it is *sent* at ``at - early_s`` so that it sounds at ``at`` on a synth
 that takes ``early_s`` to sound it (a negative value delays it). The queue is ordered by send
 time; ``at`` stays the intended (grid) time. A note-off must use its note-on's ``early_s`` (the
 voice keeps it per note), so each note's off still leaves after its on. Events report both
 times: ``at`` (grid) and ``send_at`` (when the message leaves riffd's port).
 
-Realtime: given a :class:`~daemon.realtime.RealtimeState`, the scheduler thread asks for
+Realtime: given a :class:`~riffd.daemon.realtime.RealtimeState`, the scheduler thread asks for
 SCHED_FIFO (below JACK's process thread) as it starts.
 """
 
@@ -32,7 +32,7 @@ import threading
 import time
 from typing import Callable
 
-from daemon.midi_ports import MidiPortError, MidiPorts
+from riffd.daemon.midi_ports import MidiPortError, MidiPorts
 
 EventCallback = Callable[[dict], None]
 
@@ -56,7 +56,7 @@ class Scheduler:
     """Sends scheduled note-ons and note-offs to ``ports`` on time.
 
     Args:
-        ports: an open :class:`~daemon.midi_ports.MidiPorts`.
+        ports: an open :class:`~riffd.daemon.midi_ports.MidiPorts`.
         on_event: called after each message is sent (on the scheduler thread, outside its lock)
             with a dict such as ``{"type": "note_on", "channel": 1, "pitch": 60,
             "velocity": 90, "at": t, "send_at": t - early, "tag": None}``; ``at`` (the
@@ -208,7 +208,7 @@ class Scheduler:
 
     def send_reset(self, channels=range(1, 17)) -> None:
         """All Notes Off (CC 123) and All Sound Off (CC 120) on ``channels`` now."""
-        from daemon.midi_ports import reset_messages
+        from riffd.daemon.midi_ports import reset_messages
         with self._wake:
             for message in reset_messages(channels):
                 self._send_raw(message, None, None)
@@ -228,7 +228,7 @@ class Scheduler:
     def _run(self) -> None:
         """Thread: hand each event to the port `lookahead_s` before its time."""
         if self.realtime is not None:
-            from daemon.realtime import SCHEDULER_PRIORITY
+            from riffd.daemon.realtime import SCHEDULER_PRIORITY
             self.realtime.promote("scheduler", SCHEDULER_PRIORITY)
         while not self._stop.is_set():
             events = []

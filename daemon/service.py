@@ -27,27 +27,27 @@ from dataclasses import replace
 
 import torch
 
-from daemon.cc_map import CCMap
-from daemon.clock import Clock
-from daemon.control import ControlServer
-from daemon.latency import check_output_latency_ms, lead_s
-from daemon.link_clock import LinkClock
-from daemon.midi_clock import ClockIn, ClockOut
-from daemon.midi_ports import open_midi_ports
-from daemon.phrase_capture import PhraseCaptor, PlayedNote, RunningStatus
-from daemon.protocol import COMMANDS, PROTOCOL_VERSION, ProtocolError
-from daemon.recorder import Recorder
-from daemon.realtime import RealtimeState
-from daemon.scheduler import Scheduler
-from daemon.serve_config import ServeConfig
-from daemon.slow_work import Deferred
-from daemon.voice import ANSWERING, IDLE, PREPARE_S, Voice, VoiceSettings, check_settings
-from daemon.voices import (VoiceSet, allowed_model_path, list_models, load_voice_generator,
+from riffd.daemon.cc_map import CCMap
+from riffd.daemon.clock import Clock
+from riffd.daemon.control import ControlServer
+from riffd.daemon.latency import check_output_latency_ms, lead_s
+from riffd.daemon.link_clock import LinkClock
+from riffd.daemon.midi_clock import ClockIn, ClockOut
+from riffd.daemon.midi_ports import open_midi_ports
+from riffd.daemon.phrase_capture import PhraseCaptor, PlayedNote, RunningStatus
+from riffd.daemon.protocol import COMMANDS, PROTOCOL_VERSION, ProtocolError
+from riffd.daemon.recorder import Recorder
+from riffd.daemon.realtime import RealtimeState
+from riffd.daemon.scheduler import Scheduler
+from riffd.daemon.serve_config import ServeConfig
+from riffd.daemon.slow_work import Deferred
+from riffd.daemon.voice import ANSWERING, IDLE, PREPARE_S, Voice, VoiceSettings, check_settings
+from riffd.daemon.voices import (VoiceSet, allowed_model_path, list_models, load_voice_generator,
                            make_voice, split_controls)
-from engine.checkpoint import CheckpointError, ModelLimits
-from engine.safe_files import MB, FileRefused
-from engine.key_finding import estimate_key
-from engine.melody_representation import Note
+from riffd.engine.checkpoint import CheckpointError, ModelLimits
+from riffd.engine.safe_files import MB, FileRefused
+from riffd.engine.key_finding import estimate_key
+from riffd.engine.melody_representation import Note
 
 log = logging.getLogger(__name__)
 AUDIO_COMMANDS = tuple(name for name in COMMANDS if name.startswith("audio_"))
@@ -144,7 +144,7 @@ class Riffd:
                 # the reset sent at opening may have gone out before it was connected
                 self.ports.send_reset()
             if cfg.monitor:
-                from daemon.monitor import MonitorSynth
+                from riffd.daemon.monitor import MonitorSynth
                 rate = getattr(self.ports, "samplerate", 0) or 48000
                 self.monitor = MonitorSynth(f"{cfg.client_name}-monitor", rate).start()
                 stack.callback(self.monitor.stop)
@@ -180,7 +180,7 @@ class Riffd:
             self.control.start()
             stack.callback(self.control.stop)
             if cfg.osc:     # OSC beside ZeroMQ: the same commands, checks and handlers
-                from daemon.osc import OscServer
+                from riffd.daemon.osc import OscServer
                 self.osc = OscServer(self.handle, cfg.osc, cfg.osc_reply, cfg.osc_events,
                                      cfg.osc_allow_remote).start()
                 stack.callback(self.osc.stop)
@@ -237,7 +237,7 @@ class Riffd:
     def _open_audio(self, stack: ExitStack) -> None:
         """Start the spectral audio voice's output; without a device say why and go on with
         the MIDI voices (audio commands then answer ``unavailable`` with the reason)."""
-        from daemon.audio_control import AudioController, AudioUnavailable
+        from riffd.daemon.audio_control import AudioController, AudioUnavailable
         cfg = self.cfg
         latency = cfg.audio_latency
         try:
@@ -260,7 +260,7 @@ class Riffd:
         stack.callback(controller.close)
 
     def _audio_command(self, cmd, args) -> dict:
-        from daemon.audio_control import AudioCommandError
+        from riffd.daemon.audio_control import AudioCommandError
         if self.audio is None:
             raise ProtocolError("unavailable", f"{cmd}: the audio voice is {self.audio_error}")
         try:
@@ -707,7 +707,7 @@ class Riffd:
 
     def _record(self, cmd, args) -> dict:
         if args["action"] == "start":
-            from daemon.recorder import record_path
+            from riffd.daemon.recorder import record_path
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
             # only inside the record folder: a ValueError naming it becomes bad_args
             path = record_path(self.cfg.record_dir, args.get("path"), f"riffd-{stamp}.mid")

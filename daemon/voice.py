@@ -4,7 +4,7 @@ Time: the voice keeps a cursor in **beats** where its next step will sound; the 
 beats into monotonic seconds, so every note lands on the beat grid, at the internal tempo or
 on a DAW's MIDI clock. The thread generates while the cursor's time is less than
 ``lookahead_s`` ahead of now. Each step lasts ``generator.step_beats`` beats. Steps
-(``engine.generator.Step``) become scheduled MIDI: started pitches get a note-on (re-struck if
+(``riffd.engine.generator.Step``) become scheduled MIDI: started pitches get a note-on (re-struck if
 sounding), held pitches keep sounding, every other sounding pitch ends.
 
 Modes (what a played phrase does): ``answer`` (answer a finished phrase from the next beat or
@@ -32,12 +32,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from daemon.latency import check_output_latency_ms, early_s, lead_s
-from daemon.plan import Plan
-from engine.generator import Step
-from engine.melody_generator import Constraints
-from engine.melody_representation import Note
-from engine.seed_profile import Dynamics, density_limit, register, register_window
+from riffd.daemon.latency import check_output_latency_ms, early_s, lead_s
+from riffd.daemon.plan import Plan
+from riffd.engine.generator import Step
+from riffd.engine.melody_generator import Constraints
+from riffd.engine.melody_representation import Note
+from riffd.engine.seed_profile import Dynamics, density_limit, register, register_window
 
 IDLE, ANSWERING, PLAYING, FOLLOWING = "idle", "answering", "playing", "following"
 MODES = ("answer", "continuous", "follow")

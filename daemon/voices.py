@@ -13,12 +13,12 @@ import threading
 from dataclasses import fields, replace
 from pathlib import Path
 
-from daemon.voice import Voice, VoiceSettings, check_settings
-from engine.checkpoint import DEFAULT_LIMITS, CheckpointError, ModelLimits, read_metadata
-from engine.loading import BUNDLED_MODEL, WrongKindError, load_generator
-from engine.safe_files import FileRefused, check_regular, is_within
-from engine.melody_representation import Note
-from engine.sampling import SamplingSettings
+from riffd.daemon.voice import Voice, VoiceSettings, check_settings
+from riffd.engine.checkpoint import DEFAULT_LIMITS, CheckpointError, ModelLimits, read_metadata
+from riffd.engine.loading import BUNDLED_MODEL, WrongKindError, load_generator
+from riffd.engine.safe_files import FileRefused, check_regular, is_within
+from riffd.engine.melody_representation import Note
+from riffd.engine.sampling import SamplingSettings
 
 PROTOCOL_TO_SETTING = {"length": "length_bars"}
 VOICE_FIELDS = {f.name for f in fields(VoiceSettings)}

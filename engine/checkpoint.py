@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from engine.safe_files import DEFAULT_MAX_FILE_BYTES, FileRefused, open_regular
+from riffd.engine.safe_files import DEFAULT_MAX_FILE_BYTES, FileRefused, open_regular
 
 FORMAT_VERSION = 1
 METADATA_KEY = "riffd"

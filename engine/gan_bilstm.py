@@ -3,7 +3,7 @@
 A GAN makes one bar at a time: a latent vector ``z`` (``latent_dim`` numbers, standard
 normal) → a bar of ``bar_steps`` 16th-note frames × ``num_pitches`` pitches, each the
 probability that the pitch sounds in that frame (threshold it to get a piano roll, see
-``engine.gan_generator``).
+``riffd.engine.gan_generator``).
 
 Generator (document, Fig. 4): LSTM(512) → dropout → bi-LSTM(2×512) → dropout →
 bi-LSTM(2×512) → dense(1024) → leaky ReLU → batch-norm → dense(pitches) → sigmoid. The

@@ -5,8 +5,8 @@ transposed conv → batch-norm → leaky ReLU] → [upsample ×2 → transposed 
 → transposed conv → one channel, cropped to a bar of ``bar_steps`` frames × ``num_pitches``
 pitches → sigmoid (in ``forward``; the generator itself returns logits).
 The map starts at (bar_steps/4, ceil(num_pitches/4)) so two ×2 upsamplings reach the bar.
-Discriminator: the bi-LSTM discriminator of ``engine.gan_bilstm``.
-See ``engine.gan_bilstm.GANBase`` for the bar-level streaming contract.
+Discriminator: the bi-LSTM discriminator of ``riffd.engine.gan_bilstm``.
+See ``riffd.engine.gan_bilstm.GANBase`` for the bar-level streaming contract.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engine.gan_bilstm import GANBase, build_discriminator
+from riffd.engine.gan_bilstm import GANBase, build_discriminator
 
 FAMILY = "gan_cnn"
 

@@ -32,13 +32,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from engine.gan_bilstm import GANBase
-from engine.generator import Step
-from engine.key_finding import Key, estimate_key
-from engine.melody_generator import Constraints, quantize_notes
-from engine.melody_representation import STEP_BEATS, Note
-from engine.pianoroll import PitchRange, notes_to_roll, roll_to_steps
-from engine.sampling import SamplingSettings
+from riffd.engine.gan_bilstm import GANBase
+from riffd.engine.generator import Step
+from riffd.engine.key_finding import Key, estimate_key
+from riffd.engine.melody_generator import Constraints, quantize_notes
+from riffd.engine.melody_representation import STEP_BEATS, Note
+from riffd.engine.pianoroll import PitchRange, notes_to_roll, roll_to_steps
+from riffd.engine.sampling import SamplingSettings
 
 
 class GANGenerator:

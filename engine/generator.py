@@ -5,13 +5,13 @@ A generator owns one stream of a model and produces one time step at a time
 there and which keep sounding from earlier steps; the daemon turns that into note-ons and
 note-offs, so a melody (one pitch per step) and a piano roll (several) play the same way.
 
-Methods every generator has (see ``engine.melody_generator.MelodyGenerator``):
+Methods every generator has (see ``riffd.engine.melody_generator.MelodyGenerator``):
   ``reset()``                      forget everything, start a new piece
   ``prime(notes) -> Key``          start from a seed phrase (notes in beats); returns its key
   ``next_step() -> Step``          generate the next step (must not grow in cost with history)
   ``set_constraints(Constraints)`` pitch range and scale, in the seed's key
 Attributes: ``family``, ``step_beats``, ``device``, ``metadata``, ``path``, ``settings``
-(``engine.sampling.SamplingSettings``), ``key`` (``engine.key_finding.Key``).
+(``riffd.engine.sampling.SamplingSettings``), ``key`` (``riffd.engine.key_finding.Key``).
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from typing import Iterable
 
 import numpy as np
 
-from engine.melody_representation import Note
+from riffd.engine.melody_representation import Note
 
 PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 

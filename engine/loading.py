@@ -19,21 +19,21 @@ from typing import Any, Callable
 
 import torch
 
-from engine.checkpoint import (DEFAULT_LIMITS, CheckpointError, CheckpointReader, ModelLimits,
+from riffd.engine.checkpoint import (DEFAULT_LIMITS, CheckpointError, CheckpointReader, ModelLimits,
                                check_param_count)
-from engine.devices import resolve_device
-from engine.melody_generator import MelodyGenerator
-from engine.melody_lstm import FAMILY as MELODY_FAMILY, MelodyLSTM, MelodyLSTMConfig
-from engine.melody_representation import Vocabulary
-from engine.gan_bilstm import FAMILY as GAN_BILSTM, BiLSTMGAN, BiLSTMGANConfig
-from engine.gan_cnn import FAMILY as GAN_CNN, CNNGAN, CNNGANConfig
-from engine.gan_generator import GANGenerator
-from engine.spectral_generator import SpectralGenerator
-from engine.spectral_lstm import SpectralLSTM, SpectralLSTMConfig
-from engine.multilabel_generator import make_multilabel_generator
-from engine.multilabel_lstm import FAMILY as MULTILABEL_FAMILY, MultilabelLSTM, MultilabelLSTMConfig
-from engine.notewise_generator import make_notewise_generator
-from engine.notewise_lstm import FAMILY as NOTEWISE_FAMILY, NotewiseLSTM, NotewiseLSTMConfig
+from riffd.engine.devices import resolve_device
+from riffd.engine.melody_generator import MelodyGenerator
+from riffd.engine.melody_lstm import FAMILY as MELODY_FAMILY, MelodyLSTM, MelodyLSTMConfig
+from riffd.engine.melody_representation import Vocabulary
+from riffd.engine.gan_bilstm import FAMILY as GAN_BILSTM, BiLSTMGAN, BiLSTMGANConfig
+from riffd.engine.gan_cnn import FAMILY as GAN_CNN, CNNGAN, CNNGANConfig
+from riffd.engine.gan_generator import GANGenerator
+from riffd.engine.spectral_generator import SpectralGenerator
+from riffd.engine.spectral_lstm import SpectralLSTM, SpectralLSTMConfig
+from riffd.engine.multilabel_generator import make_multilabel_generator
+from riffd.engine.multilabel_lstm import FAMILY as MULTILABEL_FAMILY, MultilabelLSTM, MultilabelLSTMConfig
+from riffd.engine.notewise_generator import make_notewise_generator
+from riffd.engine.notewise_lstm import FAMILY as NOTEWISE_FAMILY, NotewiseLSTM, NotewiseLSTMConfig
 
 BUNDLED_MODEL = Path(__file__).parent / "models" / "melody_erk.safetensors"
 

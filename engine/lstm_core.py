@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from engine.attention import WindowedAttention
+from riffd.engine.attention import WindowedAttention
 
 CoreState = dict[str, Any]
 

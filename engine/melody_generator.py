@@ -14,13 +14,13 @@ from typing import Iterator, Sequence
 
 import torch
 
-from engine.generator import Step
-from engine.key_finding import Key, estimate_key
-from engine.melody_lstm import MelodyLSTM
-from engine.melody_representation import (DELIMITER, HOLD, REST, STEP_BEATS, Note,
+from riffd.engine.generator import Step
+from riffd.engine.key_finding import Key, estimate_key
+from riffd.engine.melody_lstm import MelodyLSTM
+from riffd.engine.melody_representation import (DELIMITER, HOLD, REST, STEP_BEATS, Note,
                                           Vocabulary, encode_notes, OffGrid)
-from engine.sampling import SamplingSettings, sample
-from engine.seed_profile import octave_offset, register
+from riffd.engine.sampling import SamplingSettings, sample
+from riffd.engine.seed_profile import octave_offset, register
 
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 

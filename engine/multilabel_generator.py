@@ -20,14 +20,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from engine.generator import Step
-from engine.key_finding import Key, estimate_key
-from engine.melody_generator import Constraints, _cpu_fast_path, quantize_notes
-from engine.melody_representation import STEP_BEATS, Note
-from engine.multilabel_lstm import FAMILY, MultilabelLSTM
-from engine.pianoroll import PitchRange, notes_to_roll
-from engine.sampling import SamplingSettings
-from engine.seed_profile import octave_offset, register
+from riffd.engine.generator import Step
+from riffd.engine.key_finding import Key, estimate_key
+from riffd.engine.melody_generator import Constraints, _cpu_fast_path, quantize_notes
+from riffd.engine.melody_representation import STEP_BEATS, Note
+from riffd.engine.multilabel_lstm import FAMILY, MultilabelLSTM
+from riffd.engine.pianoroll import PitchRange, notes_to_roll
+from riffd.engine.sampling import SamplingSettings
+from riffd.engine.seed_profile import octave_offset, register
 
 MODES = ("threshold", "bernoulli")
 
@@ -137,7 +137,7 @@ class MultilabelGenerator:
 
 
 def make_multilabel_generator(model: MultilabelLSTM, metadata: dict, device: torch.device):
-    """``engine.loading`` factory: pitch range and inference settings from the metadata."""
+    """``riffd.engine.loading`` factory: pitch range and inference settings from the metadata."""
     rep = metadata["representation"]
     inference = metadata.get("inference", {})
     r = rep["pitch_range"]

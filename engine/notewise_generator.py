@@ -14,15 +14,15 @@ from typing import Sequence
 
 import torch
 
-from engine.generator import Step
-from engine.key_finding import Key, estimate_key
-from engine.melody_generator import Constraints, _cpu_fast_path, quantize_notes
-from engine.melody_representation import STEP_BEATS, Note
-from engine.notewise_lstm import FAMILY, NotewiseLSTM
-from engine.notewise_representation import (DELIMITER, REST, NotewiseVocabulary,
+from riffd.engine.generator import Step
+from riffd.engine.key_finding import Key, estimate_key
+from riffd.engine.melody_generator import Constraints, _cpu_fast_path, quantize_notes
+from riffd.engine.melody_representation import STEP_BEATS, Note
+from riffd.engine.notewise_lstm import FAMILY, NotewiseLSTM
+from riffd.engine.notewise_representation import (DELIMITER, REST, NotewiseVocabulary,
                                             encode_events, token_pitches)
-from engine.sampling import SamplingSettings, sample
-from engine.seed_profile import octave_offset, register
+from riffd.engine.sampling import SamplingSettings, sample
+from riffd.engine.seed_profile import octave_offset, register
 
 
 class NotewiseGenerator:
@@ -150,6 +150,6 @@ class NotewiseGenerator:
 
 
 def make_notewise_generator(model: NotewiseLSTM, metadata: dict, device: torch.device):
-    """``engine.loading`` factory: the vocabularies come from the checkpoint's metadata."""
+    """``riffd.engine.loading`` factory: the vocabularies come from the checkpoint's metadata."""
     vocab = NotewiseVocabulary.from_metadata(metadata["representation"]["vocabulary"])
     return NotewiseGenerator(model, vocab, metadata, device)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engine.lstm_core import CoreState, RecurrentCore
+from riffd.engine.lstm_core import CoreState, RecurrentCore
 
 FAMILY = "notewise_lstm"
 

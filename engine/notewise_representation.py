@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from engine.melody_representation import Note
+from riffd.engine.melody_representation import Note
 
 DURATIONS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)   # beats: 16th … whole note
 VARIANTS = ("chords", "root", "rests")

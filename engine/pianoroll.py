@@ -26,9 +26,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from engine.generator import Step
-from engine.key_finding import Key, estimate_key
-from engine.melody_representation import STEP_BEATS, Note
+from riffd.engine.generator import Step
+from riffd.engine.key_finding import Key, estimate_key
+from riffd.engine.melody_representation import STEP_BEATS, Note
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def roll_to_notes(roll: np.ndarray, pitch_range: PitchRange = OCTAVE_CUT,
 def roll_to_steps(roll: np.ndarray, pitch_range: PitchRange = OCTAVE_CUT,
                   previous: np.ndarray | None = None,
                   onsets: np.ndarray | None = None) -> list[Step]:
-    """A ``(T, P)`` roll → T ``Step``s for the daemon (see ``engine.generator``).
+    """A ``(T, P)`` roll → T ``Step``s for the daemon (see ``riffd.engine.generator``).
 
     A pitch on in frame t and in frame t−1 is held (unless ``onsets`` marks it, then it is
     re-struck); otherwise it starts. ``previous``: the ``(P,)`` frame before the roll (the

@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from engine.melody_representation import Note
+from riffd.engine.melody_representation import Note
 
 REGISTER_SPAN = 9          # semitones either side of the seed's median an answer keeps to
 MIN_WINDOW = 12            # semitones: a register window is at least an octave wide

@@ -18,9 +18,9 @@ from collections import deque
 import numpy as np
 import torch
 
-from engine.melody_generator import _cpu_fast_path as _no_onednn   # batch-1 steps: oneDNN off
-from engine.spectral_lstm import FAMILY, SpectralLSTM
-from engine.spectral_representation import OverlapAdd, SpectralCodec
+from riffd.engine.melody_generator import _cpu_fast_path as _no_onednn   # batch-1 steps: oneDNN off
+from riffd.engine.spectral_lstm import FAMILY, SpectralLSTM
+from riffd.engine.spectral_representation import OverlapAdd, SpectralCodec
 
 DEFAULT_WINDOW = 40       # frames (T), the document's sliding window
 

@@ -1,7 +1,7 @@
 """The spectral LSTM family: the audio document's six architectures over spectral frames.
 
 Every architecture maps a sequence of normalised spectral vectors (see
-``engine.spectral_representation``) to a prediction of the next vector at every position:
+``riffd.engine.spectral_representation``) to a prediction of the next vector at every position:
 
 * ``base``      LSTM → linear (the GRUV baseline)
 * ``fc``        linear + ReLU (size = LSTM size) → LSTM → linear

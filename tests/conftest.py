@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from daemon.jack_server import INSTALL_HINT, JackServer, JackUnavailable
+from riffd.daemon.jack_server import INSTALL_HINT, JackServer, JackUnavailable
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
-"""``python -m training`` is ``riffd train``."""
+"""``python -m riffd.training`` is ``riffd train``."""
 import sys
 
-from training.cli import main
+from riffd.training.cli import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
 """Audio corpora for the spectral family: audio files, or scores rendered to audio offline.
 
-A corpus spec is one of (the names every family shares, ``training.corpora``):
+A corpus spec is one of (the names every family shares, ``riffd.training.corpora``):
   ``chorales``           Bach chorales of music21's corpus, rendered with FluidSynth
   ``essen:erk``          Essen folk songs (ABC files whose names start with ``erk``), rendered
                          (``render:chorales`` and ``render:essen:erk`` are the old names)
@@ -181,7 +181,7 @@ def load_audio_corpus(specs: list[str], sample_rate: int, *, render_pieces: int 
                       render_max_seconds: float = 30.0, render_tempo_bpm: float = 100.0,
                       render_program: int = 0, cache_dir: str | Path = ".cache/riffd") -> AudioCorpus:
     """Every clip the specs name, mono at ``sample_rate`` Hz; skips are counted and logged."""
-    from training.corpora import canonical_corpus, is_music21_corpus
+    from riffd.training.corpora import canonical_corpus, is_music21_corpus
     corpus = AudioCorpus(sample_rate)
     for spec in canonical_corpus(specs):
         if is_music21_corpus(spec):

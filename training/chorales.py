@@ -2,7 +2,7 @@
 
 ``load_chorales`` parses ``music21.corpus.chorales.Iterator()`` once (ties stripped, every
 part merged into one note list, times in beats) and caches the result on disk keyed by
-its settings, like ``training.melody_data`` does. Piano rolls are made from the cached
+its settings, like ``riffd.training.melody_data`` does. Piano rolls are made from the cached
 notes on demand (``piece_roll``, ``piece_bars``), so a change of pitch range needs no
 re-parse.
 
@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from engine.key_finding import Key
-from engine.melody_representation import STEP_BEATS, Note
-from engine.pianoroll import PitchRange, notes_to_roll
+from riffd.engine.key_finding import Key
+from riffd.engine.melody_representation import STEP_BEATS, Note
+from riffd.engine.pianoroll import PitchRange, notes_to_roll
 
-from training.corpus import CorpusReport
+from riffd.training.corpus import CorpusReport
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1       # the cache holds {"pieces", "report"} (older ones: the pieces alone)
@@ -186,7 +186,7 @@ def split_pieces(pieces: list[ChoralePiece], val_fraction: float,
 
 def piece_roll(piece: ChoralePiece, pitch_range: PitchRange,
                restrike_gap: bool = False) -> np.ndarray:
-    """The whole piece as a ``(T, P)`` bool roll (see ``engine.pianoroll.notes_to_roll``)."""
+    """The whole piece as a ``(T, P)`` bool roll (see ``riffd.engine.pianoroll.notes_to_roll``)."""
     return notes_to_roll(piece.notes, pitch_range, restrike_gap=restrike_gap)
 
 

@@ -1,6 +1,6 @@
 """``riffd train`` / ``riffd eval`` / ``riffd render``: the offline commands.
 
-``python -m training COMMAND …`` is the same; the daemon's ``riffd`` hands these commands
+``python -m riffd.training COMMAND …`` is the same; the daemon's ``riffd`` hands these commands
 over to it in a fresh interpreter.
 """
 from __future__ import annotations
@@ -47,8 +47,8 @@ def _train_parser(sub) -> None:
 def _offline_command(args, target: str, verb: str) -> int:
     """Run ``riffd eval`` or ``riffd render``: print what it returns; a refusal
     (ValueError, CheckpointError, a refused file) is one line on stderr and exit status 2."""
-    from engine.checkpoint import CheckpointError
-    from training.families import resolve
+    from riffd.engine.checkpoint import CheckpointError
+    from riffd.training.families import resolve
     try:
         result = resolve(target)(args)
     except (CheckpointError, ValueError, OSError) as exc:
@@ -60,10 +60,10 @@ def _offline_command(args, target: str, verb: str) -> int:
 
 
 def train_command(args) -> int:
-    from training.families import resolve, training_family
-    from training.recipe import RecipeError, load_recipe
+    from riffd.training.families import resolve, training_family
+    from riffd.training.recipe import RecipeError, load_recipe
     if args.list_corpora:
-        from training.corpora import list_corpora_text
+        from riffd.training.corpora import list_corpora_text
         print(list_corpora_text())
         return 0
     if not args.recipe:
@@ -192,5 +192,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         return train_command(args)
     if args.command == "eval":
-        return _offline_command(args, "training.evaluate:eval_command", "eval")
-    return _offline_command(args, "training.render:render_command", "render")
+        return _offline_command(args, "riffd.training.evaluate:eval_command", "eval")
+    return _offline_command(args, "riffd.training.render:render_command", "render")

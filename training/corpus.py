@@ -1,6 +1,6 @@
 """Finding and parsing the files of a corpus.
 
-A corpus spec is one of (``training.corpora`` has the names every family shares):
+A corpus spec is one of (``riffd.training.corpora`` has the names every family shares):
   ``essen:erk``      the Essen folk songs of music21's corpus whose file names start with
                      ``erk`` (``essen:all`` for all 31 files)
   a file or folder   MIDI, MusicXML, kern or ABC files (folders are searched recursively)
@@ -94,7 +94,7 @@ def _music21_paths(prefix: str) -> list[Path]:
 
 def resolve_corpus(specs: list[str]) -> list[Path]:
     """All score files that the specs name, sorted, without duplicates."""
-    from training.corpora import canonical_corpus
+    from riffd.training.corpora import canonical_corpus
     found: list[Path] = []
     for spec in canonical_corpus(specs):
         spec = str(Path(spec).expanduser()) if spec.startswith("~") else spec
@@ -141,7 +141,7 @@ def iter_scores(path: Path, melody_only: bool = False,
                 ) -> Iterator[tuple[str, object]]:
     """Yield (name, music21 Score) for every piece in a file (ABC files hold many).
 
-    MIDI files are read by ``training.melody_extraction`` (drums left out, times on the
+    MIDI files are read by ``riffd.training.melody_extraction`` (drums left out, times on the
     16th grid, tempo changes honoured): with ``melody_only`` a MIDI file gives only the line
     of its melody track, otherwise all its pitched notes. A file that cannot be read is
     logged and skipped: ``on_skip(path, reason)`` hears of it (e.g. :meth:`CorpusReport.skip`).
@@ -154,7 +154,7 @@ def iter_scores(path: Path, melody_only: bool = False,
             on_skip(path, reason)
 
     if path.suffix.lower() in MIDI_SUFFIXES:
-        from training.melody_extraction import midi_score
+        from riffd.training.melody_extraction import midi_score
         try:
             score = midi_score(path, melody_only)
         except ValueError as exc:

@@ -1,6 +1,6 @@
 """Running a trainer under ``torchrun`` (DistributedDataParallel), or alone.
 
-``torchrun --nproc_per_node=N -m training train RECIPE`` sets RANK, WORLD_SIZE,
+``torchrun --nproc_per_node=N -m riffd.training train RECIPE`` sets RANK, WORLD_SIZE,
 LOCAL_RANK and MASTER_ADDR/PORT; ``setup()`` reads them and joins the process group
 (gloo on the CPU, NCCL on CUDA). Without them it returns a single-process context, so
 the same trainer runs either way. Each rank trains on its own shard of every epoch's

@@ -2,7 +2,7 @@
 
 For every symbolic family: generate pieces with the family's generator (the same one the
 daemon serves) and compute EB, UPC, QN, pitch entropy and the pitch-class histogram
-distance (``training.metrics``) for them and for the held-out pieces of the checkpoint's
+distance (``riffd.training.metrics``) for them and for the held-out pieces of the checkpoint's
 own recipe (same corpus, same seeded split). Per family, the model's own held-out score:
   melody_lstm     next-token accuracy and bits per token on the held-out songs
   gan_cnn/bilstm  (no likelihood) the metrics on 2000 independent bars, as the GAN
@@ -24,12 +24,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.generator import Step
-from engine.loading import load_generator, load_model
-from engine.melody_representation import STEP_BEATS, Note, decode_tokens
-from engine.pianoroll import PitchRange, notes_to_roll
-from training.metrics import compare, note_lengths, roll_metrics
+from riffd.engine.checkpoint import load_checkpoint, save_checkpoint
+from riffd.engine.generator import Step
+from riffd.engine.loading import load_generator, load_model
+from riffd.engine.melody_representation import STEP_BEATS, Note, decode_tokens
+from riffd.engine.pianoroll import PitchRange, notes_to_roll
+from riffd.training.metrics import compare, note_lengths, roll_metrics
 
 log = logging.getLogger(__name__)
 MIDI_RANGE = PitchRange(0, 127, fold=False)    # columns of a roll for unfolded families
@@ -74,7 +74,7 @@ def package_folders() -> list[Path]:
     without importing them."""
     from importlib.util import find_spec
     folders = []
-    for name in ("engine", "training", "daemon"):
+    for name in ("riffd.engine", "riffd.training", "riffd.daemon"):
         spec = find_spec(name)
         folders += [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
     return folders
@@ -82,7 +82,7 @@ def package_folders() -> list[Path]:
 
 def inside_package(path: str | Path) -> bool:
     """Whether ``path`` (links resolved) lies inside the installed riffd package."""
-    from engine.safe_files import is_within
+    from riffd.engine.safe_files import is_within
     return is_within(path, package_folders())
 
 
@@ -128,8 +128,8 @@ def eval_command(args) -> str:
     """``riffd eval``: the family's evaluation of ``args.checkpoint``, reports written to
     :func:`report_folder`; with ``args.store`` the report also goes into the checkpoint.
     Returns the report as JSON text."""
-    from engine.checkpoint import read_metadata
-    from training.families import resolve, training_family
+    from riffd.engine.checkpoint import read_metadata
+    from riffd.training.families import resolve, training_family
     checkpoint = Path(args.checkpoint)
     family = read_metadata(checkpoint).get("family")
     target = training_family(family).evaluator
@@ -174,7 +174,7 @@ def plot_report(generated: Sequence[np.ndarray], real: Sequence[np.ndarray],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from training.metrics import pitch_class_histogram
+    from riffd.training.metrics import pitch_class_histogram
     samples = list(generated[:3]) + list(real[:1])
     fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
     roll_axes = [axes[0, 0], axes[0, 1], axes[0, 2], axes[1, 0]]
@@ -214,10 +214,10 @@ def plot_report(generated: Sequence[np.ndarray], real: Sequence[np.ndarray],
 # -- melody ---------------------------------------------------------------------------
 def evaluate_melody(checkpoint: str | Path, args) -> dict:
     """Melody LSTM: held-out accuracy and bits per token; generated vs held-out songs."""
-    from training.melody_config import MelodyDataConfig
-    from training.melody_data import load_melody_corpus
-    from training.train_melody import evaluate as token_metrics, to_stream, windows
-    from engine.melody_representation import Vocabulary
+    from riffd.training.melody_config import MelodyDataConfig
+    from riffd.training.melody_data import load_melody_corpus
+    from riffd.training.train_melody import evaluate as token_metrics, to_stream, windows
+    from riffd.engine.melody_representation import Vocabulary
 
     torch.manual_seed(0)
     model, metadata = load_model(checkpoint)
@@ -246,8 +246,8 @@ def evaluate_melody(checkpoint: str | Path, args) -> dict:
 def evaluate_gan(checkpoint: str | Path, args) -> dict:
     """GANs: EB/UPC/QN/entropy/histogram on 2000 independent bars and on latent-walk
     pieces, beside the held-out bars of the chorales."""
-    from training.gan_config import GANDataConfig
-    from training.train_gan import generate_bars, load_bars
+    from riffd.training.gan_config import GANDataConfig
+    from riffd.training.train_gan import generate_bars, load_bars
 
     torch.manual_seed(0)
     generator = load_generator(checkpoint, "cpu")
@@ -284,11 +284,11 @@ def _generated_rolls(checkpoint, pitch_range: PitchRange) -> list[np.ndarray]:
 def evaluate_notewise(checkpoint: str | Path, args) -> dict:
     """Notewise LSTM: held-out pitch and duration accuracy and bits per event; generated
     vs held-out songs."""
-    from engine.notewise_representation import NotewiseVocabulary, decode_events
-    from training.notewise_config import NotewiseDataConfig
-    from training.notewise_data import load_notewise_corpus
-    from training.train_notewise import evaluate as event_metrics, to_stream
-    from training.loop import windows
+    from riffd.engine.notewise_representation import NotewiseVocabulary, decode_events
+    from riffd.training.notewise_config import NotewiseDataConfig
+    from riffd.training.notewise_data import load_notewise_corpus
+    from riffd.training.train_notewise import evaluate as event_metrics, to_stream
+    from riffd.training.loop import windows
 
     torch.manual_seed(0)
     model, metadata = load_model(checkpoint)
@@ -316,10 +316,10 @@ def evaluate_notewise(checkpoint: str | Path, args) -> dict:
 def evaluate_multilabel(checkpoint: str | Path, args) -> dict:
     """Multilabel LSTM: held-out top-3 accuracy and bits per frame; generated vs held-out
     pieces (both as rolls in the model's pitch range)."""
-    from training.loop import windows
-    from training.multilabel_config import MultilabelDataConfig
-    from training.multilabel_data import load_roll_corpus
-    from training.train_multilabel import evaluate as frame_metrics, to_stream
+    from riffd.training.loop import windows
+    from riffd.training.multilabel_config import MultilabelDataConfig
+    from riffd.training.multilabel_data import load_roll_corpus
+    from riffd.training.train_multilabel import evaluate as frame_metrics, to_stream
 
     torch.manual_seed(0)
     model, metadata = load_model(checkpoint)

@@ -11,11 +11,11 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-from training.melody_config import MelodyDataConfig, MelodyTrainConfig
-from training.gan_config import GANDataConfig, GANTrainConfig
-from training.spectral_config import SpectralDataConfig, SpectralTrainConfig
-from training.multilabel_config import MultilabelDataConfig, MultilabelTrainConfig
-from training.notewise_config import NotewiseDataConfig, NotewiseTrainConfig
+from riffd.training.melody_config import MelodyDataConfig, MelodyTrainConfig
+from riffd.training.gan_config import GANDataConfig, GANTrainConfig
+from riffd.training.spectral_config import SpectralDataConfig, SpectralTrainConfig
+from riffd.training.multilabel_config import MultilabelDataConfig, MultilabelTrainConfig
+from riffd.training.notewise_config import NotewiseDataConfig, NotewiseTrainConfig
 
 
 @dataclass(frozen=True)
@@ -29,17 +29,17 @@ class TrainingFamily:
 
 TRAINING_FAMILIES: dict[str, TrainingFamily] = {
     "melody_lstm": TrainingFamily(MelodyDataConfig, MelodyTrainConfig,
-                                  "training.train_melody:train", "training.evaluate:evaluate_melody"),
-    "gan_cnn": TrainingFamily(GANDataConfig, GANTrainConfig, "training.train_gan:train", "training.evaluate:evaluate_gan"),
-    "gan_bilstm": TrainingFamily(GANDataConfig, GANTrainConfig, "training.train_gan:train", "training.evaluate:evaluate_gan"),
+                                  "riffd.training.train_melody:train", "riffd.training.evaluate:evaluate_melody"),
+    "gan_cnn": TrainingFamily(GANDataConfig, GANTrainConfig, "riffd.training.train_gan:train", "riffd.training.evaluate:evaluate_gan"),
+    "gan_bilstm": TrainingFamily(GANDataConfig, GANTrainConfig, "riffd.training.train_gan:train", "riffd.training.evaluate:evaluate_gan"),
     "spectral_lstm": TrainingFamily(SpectralDataConfig, SpectralTrainConfig,
-                                    "training.train_spectral:train",
-                                    "training.spectral_eval:evaluate_command",
-                                    "training.spectral_render:render_command"),
+                                    "riffd.training.train_spectral:train",
+                                    "riffd.training.spectral_eval:evaluate_command",
+                                    "riffd.training.spectral_render:render_command"),
     "notewise_lstm": TrainingFamily(NotewiseDataConfig, NotewiseTrainConfig,
-                                    "training.train_notewise:train", "training.evaluate:evaluate_notewise"),
+                                    "riffd.training.train_notewise:train", "riffd.training.evaluate:evaluate_notewise"),
     "multilabel_lstm": TrainingFamily(MultilabelDataConfig, MultilabelTrainConfig,
-                                      "training.train_multilabel:train", "training.evaluate:evaluate_multilabel"),
+                                      "riffd.training.train_multilabel:train", "riffd.training.evaluate:evaluate_multilabel"),
 }
 
 

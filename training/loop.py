@@ -4,8 +4,8 @@ Adam, gradient clipping, learning-rate annealing on plateau, early stopping on t
 validation loss, ``--resume`` from ``last.safetensors``; per epoch a history entry, the
 ``last`` and (when better) ``best`` checkpoints, written atomically, and ``loss.png``.
 ``last`` carries what a resumed run needs to go on as if never stopped: the optimiser's
-tensors, the learning-rate scheduler's state (in ``training.scheduler``) and the history.
-Runs alone or under ``torchrun`` (see ``training.distributed``): each rank trains on its
+tensors, the learning-rate scheduler's state (in ``riffd.training.scheduler``) and the history.
+Runs alone or under ``torchrun`` (see ``riffd.training.distributed``): each rank trains on its
 shard, DDP averages the gradients, only rank 0 writes files.
 
 A family gives a ``LoopTask``: its model, its training windows (a tensor indexed by
@@ -24,9 +24,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
-from training import distributed
-from training.loss_plot import plot_history
+from riffd.engine.checkpoint import load_checkpoint, save_checkpoint
+from riffd.training import distributed
+from riffd.training.loss_plot import plot_history
 
 log = logging.getLogger(__name__)
 OPTIM_PREFIX = "_optim."

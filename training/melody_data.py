@@ -1,21 +1,21 @@
 """Songs → 16th-note token sequences for the melody LSTM, with a cache.
 
 Each song is transposed to C major / A minor from its analysed key, then encoded with
-``engine.melody_representation``. Scores read from MusicXML, kern or ABC with chords, or
+``riffd.engine.melody_representation``. Scores read from MusicXML, kern or ABC with chords, or
 with durations outside the recipe's acceptable list, are dropped and counted (the
 document's rule). MIDI files give their melody track's line, already one note at a time on
-the 16th grid (``training.melody_extraction``); a length there that the list lacks is
+the 16th grid (``riffd.training.melody_extraction``); a length there that the list lacks is
 fitted (``fit_duration``) instead of dropping the song.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.key_finding import Key
-from engine.melody_representation import Note, OffGrid, encode_notes
-from training.corpus import CorpusReport
-from training.melody_config import MelodyDataConfig as DataConfig
-from training.song_cache import encode_songs, split_by_song
+from riffd.engine.key_finding import Key
+from riffd.engine.melody_representation import Note, OffGrid, encode_notes
+from riffd.training.corpus import CorpusReport
+from riffd.training.melody_config import MelodyDataConfig as DataConfig
+from riffd.training.song_cache import encode_songs, split_by_song
 
 CACHE_VERSION = 3   # 2: MIDI files contribute only their melody track; 3: drums, skyline, fit
 DURATION_TOLERANCE_BEATS = 0.25     # a 16th: how far a MIDI note's length may be snapped

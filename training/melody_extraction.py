@@ -33,7 +33,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.melody_representation import STEP_BEATS, Note
+from riffd.engine.melody_representation import STEP_BEATS, Note
 
 WEIGHTS = {"pitch_variance": 0.4, "distinct_pitches": 0.25, "length_beats": 0.25,
            "mean_pitch": 0.1}

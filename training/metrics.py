@@ -1,13 +1,13 @@
 """Objective metrics on piano rolls, for generated and real music alike (pure functions).
 
-Rolls are ``(T, P)`` bool arrays on the 16th grid (``engine.pianoroll``), column ``i`` being
+Rolls are ``(T, P)`` bool arrays on the 16th grid (``riffd.engine.pianoroll``), column ``i`` being
 MIDI pitch ``pitch_range.low + i``. Bars are ``bar_steps`` frames (16 = one 4/4 bar).
 
 EB   empty bars, %: bars in which nothing sounds.
 UPC  used pitch classes per bar (0–12), averaged over the bars that are not empty
      (as MuseGAN's metrics do: an empty bar says nothing about pitch use).
 QN   qualified notes, %: notes lasting at least ``min_steps`` (3) frames, out of all notes.
-     A note is a run of consecutive on-frames of one pitch (``engine.pianoroll.roll_to_notes``).
+     A note is a run of consecutive on-frames of one pitch (``riffd.engine.pianoroll.roll_to_notes``).
 pitch entropy  Shannon entropy in bits of the pitch-class histogram of note onsets
      (0 … log2(12) ≈ 3.58).
 histogram distance  total variation distance between two pitch-class histograms weighted by
@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.pianoroll import PitchRange, roll_to_notes
+from riffd.engine.pianoroll import PitchRange, roll_to_notes
 
 BAR_STEPS = 16
 QUALIFIED_STEPS = 3

@@ -1,9 +1,9 @@
 """Pieces → piano rolls for the multilabel family.
 
-``corpus = ["chorales"]`` (old name ``bach_chorales``, see ``training.corpora``) takes the Bach chorales of music21 (``training.chorales``, parsed
+``corpus = ["chorales"]`` (old name ``bach_chorales``, see ``riffd.training.corpora``) takes the Bach chorales of music21 (``riffd.training.chorales``, parsed
 once and cached); other specs (``essen:erk``, MIDI/MusicXML files and folders) are parsed
-with ``training.corpus`` (every part; chords kept). Rolls use the recipe's pitch range
-(C4–B5 with octave cutting by default) on the 16th grid (``engine.pianoroll``).
+with ``riffd.training.corpus`` (every part; chords kept). Rolls use the recipe's pitch range
+(C4–B5 with octave cutting by default) on the 16th grid (``riffd.engine.pianoroll``).
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from engine.melody_representation import Note
-from engine.pianoroll import PitchRange, notes_to_roll, transpose_to_reference
-from training.chorales import ChoraleSettings, load_chorale_corpus, split_pieces
-from training.corpora import canonical_corpus
-from training.corpus import CorpusReport, iter_scores, resolve_corpus
-from training.multilabel_config import MultilabelDataConfig
-from training.notewise_data import score_notes
+from riffd.engine.melody_representation import Note
+from riffd.engine.pianoroll import PitchRange, notes_to_roll, transpose_to_reference
+from riffd.training.chorales import ChoraleSettings, load_chorale_corpus, split_pieces
+from riffd.training.corpora import canonical_corpus
+from riffd.training.corpus import CorpusReport, iter_scores, resolve_corpus
+from riffd.training.multilabel_config import MultilabelDataConfig
+from riffd.training.notewise_data import score_notes
 
 log = logging.getLogger(__name__)
 

@@ -2,19 +2,19 @@
 
 Every note and chord of a score is read with its onset and length in beats; a song is
 moved to C major / A minor (key estimated from its notes, as at serve time) when the
-recipe asks, then encoded with ``engine.notewise_representation`` in the recipe's variant.
+recipe asks, then encoded with ``riffd.engine.notewise_representation`` in the recipe's variant.
 MIDI files give their melody track only (``melody_only``, see training.melody_extraction).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.key_finding import estimate_key
-from engine.melody_representation import Note
-from engine.notewise_representation import Event, check_variant, encode_events, transpose_event
-from training.corpus import CorpusReport
-from training.notewise_config import NotewiseDataConfig
-from training.song_cache import encode_songs, split_by_song
+from riffd.engine.key_finding import estimate_key
+from riffd.engine.melody_representation import Note
+from riffd.engine.notewise_representation import Event, check_variant, encode_events, transpose_event
+from riffd.training.corpus import CorpusReport
+from riffd.training.notewise_config import NotewiseDataConfig
+from riffd.training.song_cache import encode_songs, split_by_song
 
 CACHE_VERSION = 2          # 2: MIDI drums left out, melody skyline
 MIN_EVENTS = 4

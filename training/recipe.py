@@ -1,7 +1,7 @@
 """Training recipes: typed TOML configs with ``--set section.key=value`` overrides.
 
 A recipe names a model ``family`` and has three sections: ``[data]`` and ``[train]``, typed
-by the family's dataclasses in ``training.families``, and ``[model]``, the fields of the
+by the family's dataclasses in ``riffd.training.families``, and ``[model]``, the fields of the
 family's engine config (less those the data decides, such as the vocabulary size).
 Unknown keys and wrong types are errors that list what is known.
 """
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from engine.loading import MODEL_FAMILIES
+from riffd.engine.loading import MODEL_FAMILIES
 
 # fields of an engine config that the data decides, never set in [model]
 DATA_DECIDED = {"vocab_size", "input_dim", "output_dim", "num_pitches"}
@@ -92,7 +92,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise RecipeError(f"recipe {path} does not exist; the recipes are in configs/") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path} is not valid TOML: {exc}") from None
-    from training.families import training_family
+    from riffd.training.families import training_family
     family = _check_type("family", document.pop("family", "melody_lstm"), str)
     name = _check_type("name", document.pop("name", path.stem), str)
     _model_fields(family)

@@ -3,15 +3,15 @@
 Reads the checkpoint's family, checks that the options and the seed fit its kind (symbolic
 models: a MIDI seed, a length in ``--bars``, sampling controls; the spectral model: an
 audio or MIDI seed, a length in ``--seconds``) and hands over to
-:mod:`training.render_symbolic` or :mod:`training.spectral_render`. Every refusal is a
+:mod:`riffd.training.render_symbolic` or :mod:`riffd.training.spectral_render`. Every refusal is a
 ValueError whose message names the problem and the fix (``riffd render`` exits 2).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from engine.checkpoint import read_metadata
-from engine.loading import MODEL_FAMILIES
+from riffd.engine.checkpoint import read_metadata
+from riffd.engine.loading import MODEL_FAMILIES
 
 SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "greedy", "density", "low", "high",
                     "velocity", "tempo", "bars")
@@ -36,7 +36,7 @@ def output_path(args) -> str:
 
 def render_command(args) -> str:
     """Render ``args.checkpoint`` as the family demands; returns what was written."""
-    from training.render_seed import seed_kind
+    from riffd.training.render_seed import seed_kind
     checkpoint = Path(args.checkpoint)
     family = read_metadata(checkpoint).get("family")
     if family not in MODEL_FAMILIES:
@@ -51,7 +51,7 @@ def render_command(args) -> str:
         if given:
             raise ValueError(f"{', '.join(given)} apply to symbolic (MIDI) models; {family} "
                              "is an audio model: give its length with --seconds S")
-        from training.spectral_render import render_command as spectral
+        from riffd.training.spectral_render import render_command as spectral
         return f"wrote {spectral(checkpoint, args)}"
     if getattr(args, "seconds", None) is not None:
         raise ValueError(f"{family} is a symbolic (MIDI) model, measured in bars: use --bars N "
@@ -59,7 +59,7 @@ def render_command(args) -> str:
     if seed_is == "audio":
         raise ValueError(f"seed {seed} is an audio file, but {family} is a symbolic (MIDI) "
                          "model: give a MIDI file (.mid) as --seed")
-    from training.render_symbolic import DEFAULT_BARS, SymbolicRequest, render_symbolic
+    from riffd.training.render_symbolic import DEFAULT_BARS, SymbolicRequest, render_symbolic
     request = SymbolicRequest(
         bars=args.bars if args.bars is not None else DEFAULT_BARS, tempo=args.tempo,
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,

@@ -1,6 +1,6 @@
 """Seed files for ``riffd render``: a MIDI file read into notes, or rendered to audio.
 
-A seed is a user's file, so it is opened with :mod:`engine.safe_files` (a regular file of at
+A seed is a user's file, so it is opened with :mod:`riffd.engine.safe_files` (a regular file of at
 most ``MAX_SEED_BYTES``; never a FIFO or a device). Every problem is a :class:`SeedError`
 whose message names the file, what is wrong with it and what to give instead.
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.melody_representation import Note
-from engine.safe_files import MB, FileRefused, open_regular, read_regular
+from riffd.engine.melody_representation import Note
+from riffd.engine.safe_files import MB, FileRefused, open_regular, read_regular
 
 MAX_SEED_BYTES = 64 * MB          # largest seed file (MIDI or audio) render opens, bytes
 MIDI_SUFFIXES = {".mid", ".midi", ".smf", ".kar"}
@@ -105,7 +105,7 @@ def notes_to_pretty_midi(tracks: dict[str, list[Note]], tempo_bpm: float,
 def synthesize(pm, sample_rate: int = RENDER_RATE) -> np.ndarray:
     """Render a ``PrettyMIDI`` with FluidSynth and the TimGM6mb soundfont that ships with
     pretty_midi (the soundfont the audio corpora use) → mono float32 at ``sample_rate`` Hz."""
-    from training.audio_corpus import resample
+    from riffd.training.audio_corpus import resample
     soundfont = Path(__import__("pretty_midi").__file__).parent / "TimGM6mb.sf2"
     try:
         audio = pm.fluidsynth(fs=RENDER_RATE, synthesizer=str(soundfont))

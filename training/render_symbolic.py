@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.generator import Step
-from engine.loading import load_generator
-from engine.melody_generator import Constraints
-from engine.melody_representation import Note
-from training.render_seed import DEFAULT_TEMPO_BPM, notes_to_pretty_midi, read_seed_midi, synthesize
+from riffd.engine.generator import Step
+from riffd.engine.loading import load_generator
+from riffd.engine.melody_generator import Constraints
+from riffd.engine.melody_representation import Note
+from riffd.training.render_seed import DEFAULT_TEMPO_BPM, notes_to_pretty_midi, read_seed_midi, synthesize
 
 log = logging.getLogger(__name__)
 BEATS_PER_BAR = 4
@@ -178,8 +178,8 @@ def render_symbolic(checkpoint: str | Path, output: str | Path, request: Symboli
                     seed: str | Path | None = None) -> str:
     """Render ``request.bars`` bars from a symbolic checkpoint into ``output`` (.mid), plus
     a WAV and a PNG beside it on request. Returns a one-line summary of what was written."""
-    from training.evaluate import steps_to_notes
-    from training.spectral_render import write_wav
+    from riffd.training.evaluate import steps_to_notes
+    from riffd.training.spectral_render import write_wav
 
     check_request(request)
     output = Path(output)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
-from training.corpus import CorpusReport, iter_scores, resolve_corpus
+from riffd.training.corpus import CorpusReport, iter_scores, resolve_corpus
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.spectral_representation import SpectralCodec
-from training.spectral_render import held_out_clips, load_spectral, plot_spectrogram
+from riffd.engine.spectral_representation import SpectralCodec
+from riffd.training.spectral_render import held_out_clips, load_spectral, plot_spectrogram
 
 log = logging.getLogger(__name__)
 GENERATE_SECONDS = 5.0        # continuation compared and timed per generator
@@ -160,7 +160,7 @@ def evaluate_command(checkpoint, args) -> str:
 def bundle(checkpoint: str | Path, destination: str | Path, report: dict) -> Path:
     """Copy a checkpoint's weights to ``destination`` with the evaluation in its metadata
     (``metrics``), as the bundled model is made."""
-    from engine.checkpoint import load_checkpoint, save_checkpoint
+    from riffd.engine.checkpoint import load_checkpoint, save_checkpoint
     tensors, metadata = load_checkpoint(checkpoint)
     weights = {k: v for k, v in tensors.items() if not k.startswith("_")}
     keep = ("frame_mse", "frame_mse_repeat_last", "frame_mse_training_mean",
@@ -173,7 +173,7 @@ def bundle(checkpoint: str | Path, destination: str | Path, report: dict) -> Pat
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m training.spectral_eval CHECKPOINT [--bundle DEST]``."""
+    """``python -m riffd.training.spectral_eval CHECKPOINT [--bundle DEST]``."""
     import argparse
     parser = argparse.ArgumentParser(description="Evaluate a spectral checkpoint.")
     parser.add_argument("checkpoint")

@@ -4,7 +4,7 @@ Primes the model with a seed clip (the last 10 s of any audio file, or of a MIDI
 rendered to audio with FluidSynth first; without ``--seed``, the first 10 s of a held-out
 clip of the checkpoint's own corpus), generates ``--seconds`` of audio frame by frame with
 the stateful generator and writes a WAV at the model's rate plus a spectrogram PNG beside it.
-Seed files are opened only when they are regular files (``engine.safe_files``).
+Seed files are opened only when they are regular files (``riffd.engine.safe_files``).
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.loading import load_model
-from engine.safe_files import check_regular
-from engine.spectral_generator import SpectralGenerator, WindowedSpectralGenerator
-from training.audio_corpus import load_audio_corpus, read_audio
-from training.spectral_config import SpectralDataConfig
+from riffd.engine.loading import load_model
+from riffd.engine.safe_files import check_regular
+from riffd.engine.spectral_generator import SpectralGenerator, WindowedSpectralGenerator
+from riffd.training.audio_corpus import load_audio_corpus, read_audio
+from riffd.training.spectral_config import SpectralDataConfig
 
 log = logging.getLogger(__name__)
 SEED_SECONDS = 10.0           # the last 10 s of a seed clip prime the model
@@ -31,7 +31,7 @@ def load_spectral(checkpoint: str | Path, windowed: bool = False, window: int = 
         raise ValueError(f"{checkpoint} is a {metadata.get('family')} checkpoint, "
                          "not a spectral_lstm one")
     if windowed:
-        from engine.spectral_representation import SpectralCodec
+        from riffd.engine.spectral_representation import SpectralCodec
         codec = SpectralCodec.from_metadata(metadata["representation"])
         return WindowedSpectralGenerator(model, codec, metadata, "cpu", window)
     return SpectralGenerator.from_metadata(model, metadata, "cpu")
@@ -58,7 +58,7 @@ def seed_samples(seed: str | None, metadata: dict, sample_rate: int) -> tuple[np
     clip (generation continues it), or the first SEED_SECONDS of a held-out clip (rendered
     pieces end in a fading tail)."""
     if seed:
-        from training.render_seed import MAX_SEED_BYTES, SeedError, midi_seed_audio, seed_kind
+        from riffd.training.render_seed import MAX_SEED_BYTES, SeedError, midi_seed_audio, seed_kind
         if seed_kind(seed) == "midi":
             samples = midi_seed_audio(seed, sample_rate)
             source = f"{seed}, rendered with FluidSynth"

@@ -8,7 +8,7 @@ pre-training (discriminator-only epochs; generator epochs of feature matching, i
 matching the mean bar and the mean number of sounding pitches per frame of real data).
 
 After every epoch ``eval_bars`` bars are generated and EB / UPC / QN / the pitch-class
-histogram are compared with the held-out bars (``training.metrics``); the checkpoint with
+histogram are compared with the held-out bars (``riffd.training.metrics``); the checkpoint with
 the smallest gap (``metric_gap``) is ``best.safetensors``. ``last.safetensors`` is written
 every epoch; ``loss.png`` shows the losses and the gap.
 """
@@ -25,18 +25,18 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from engine.checkpoint import save_checkpoint
-from engine.devices import resolve_device
-from engine.gan_bilstm import GANBase
-from engine.loading import MODEL_FAMILIES
-from engine.melody_representation import STEP_BEATS
-from engine.pianoroll import PitchRange
-from training.chorales import ChoraleSettings, load_chorale_corpus, piece_bars, split_pieces
-from training.corpora import canonical_corpus
-from training.corpus import CorpusReport, publish_report
-from training.gan_config import CORPORA, GANDataConfig
-from training.metrics import compare, roll_metrics
-from training.recipe import Recipe
+from riffd.engine.checkpoint import save_checkpoint
+from riffd.engine.devices import resolve_device
+from riffd.engine.gan_bilstm import GANBase
+from riffd.engine.loading import MODEL_FAMILIES
+from riffd.engine.melody_representation import STEP_BEATS
+from riffd.engine.pianoroll import PitchRange
+from riffd.training.chorales import ChoraleSettings, load_chorale_corpus, piece_bars, split_pieces
+from riffd.training.corpora import canonical_corpus
+from riffd.training.corpus import CorpusReport, publish_report
+from riffd.training.gan_config import CORPORA, GANDataConfig
+from riffd.training.metrics import compare, roll_metrics
+from riffd.training.recipe import Recipe
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Adam, gradient clipping, learning-rate annealing on plateau, early stopping on the
 validation loss; per epoch the validation loss in bits per token and the accuracy.
 Writes ``last.safetensors`` and ``best.safetensors`` (atomically) and ``loss.png``.
-The loop itself is ``training.loop.fit``, shared with the other sequence families.
+The loop itself is ``riffd.training.loop.fit``, shared with the other sequence families.
 """
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.devices import resolve_device
-from engine.melody_lstm import FAMILY, MelodyLSTM, MelodyLSTMConfig
-from engine.melody_representation import DELIMITER, STEP_BEATS, Vocabulary
-from training import distributed
-from training.corpus import publish_report
-from training.loop import LoopTask, fit, windows
-from training.melody_data import load_melody_corpus
-from training.recipe import Recipe
+from riffd.engine.devices import resolve_device
+from riffd.engine.melody_lstm import FAMILY, MelodyLSTM, MelodyLSTMConfig
+from riffd.engine.melody_representation import DELIMITER, STEP_BEATS, Vocabulary
+from riffd.training import distributed
+from riffd.training.corpus import publish_report
+from riffd.training.loop import LoopTask, fit, windows
+from riffd.training.melody_data import load_melody_corpus
+from riffd.training.recipe import Recipe
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ Reported per epoch on the held-out pieces:
                     on a multi-hot target: the target's first (lowest) sounding pitch is
                     among the 3 most probable pitches; frames with no note are left out
   frame_accuracy    the frame predicted at the threshold (0.3) equals the target exactly
-The loop (checkpoints, plateau annealing, early stopping, torchrun) is ``training.loop``.
+The loop (checkpoints, plateau annealing, early stopping, torchrun) is ``riffd.training.loop``.
 """
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from engine.devices import resolve_device
-from engine.melody_representation import STEP_BEATS
-from engine.multilabel_generator import MODES
-from engine.multilabel_lstm import FAMILY, MultilabelLSTM, MultilabelLSTMConfig
-from training import distributed
-from training.corpus import publish_report
-from training.loop import LoopTask, fit, windows
-from training.multilabel_data import load_roll_corpus
-from training.recipe import Recipe
+from riffd.engine.devices import resolve_device
+from riffd.engine.melody_representation import STEP_BEATS
+from riffd.engine.multilabel_generator import MODES
+from riffd.engine.multilabel_lstm import FAMILY, MultilabelLSTM, MultilabelLSTMConfig
+from riffd.training import distributed
+from riffd.training.corpus import publish_report
+from riffd.training.loop import LoopTask, fit, windows
+from riffd.training.multilabel_data import load_roll_corpus
+from riffd.training.recipe import Recipe
 
 log = logging.getLogger(__name__)
 

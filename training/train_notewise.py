@@ -16,15 +16,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from engine.devices import resolve_device
-from engine.notewise_lstm import FAMILY, NotewiseLSTM, NotewiseLSTMConfig
-from engine.notewise_representation import DELIMITER, DURATIONS, Event, NotewiseVocabulary
-from engine.melody_representation import STEP_BEATS
-from training import distributed
-from training.corpus import publish_report
-from training.loop import LoopTask, fit, windows
-from training.notewise_data import load_notewise_corpus
-from training.recipe import Recipe, RecipeError
+from riffd.engine.devices import resolve_device
+from riffd.engine.notewise_lstm import FAMILY, NotewiseLSTM, NotewiseLSTMConfig
+from riffd.engine.notewise_representation import DELIMITER, DURATIONS, Event, NotewiseVocabulary
+from riffd.engine.melody_representation import STEP_BEATS
+from riffd.training import distributed
+from riffd.training.corpus import publish_report
+from riffd.training.loop import LoopTask, fit, windows
+from riffd.training.notewise_data import load_notewise_corpus
+from riffd.training.recipe import Recipe, RecipeError
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.devices import resolve_device
-from engine.spectral_lstm import FAMILY, SpectralLSTM, SpectralLSTMConfig
-from engine.spectral_representation import SpectralCodec, SpectralSettings
-from training.audio_corpus import AudioClip, load_audio_corpus
-from training.recipe import Recipe
-from training.loop import OPTIM_PREFIX, _optimizer_tensors, _restore_optimizer
+from riffd.engine.checkpoint import load_checkpoint, save_checkpoint
+from riffd.engine.devices import resolve_device
+from riffd.engine.spectral_lstm import FAMILY, SpectralLSTM, SpectralLSTMConfig
+from riffd.engine.spectral_representation import SpectralCodec, SpectralSettings
+from riffd.training.audio_corpus import AudioClip, load_audio_corpus
+from riffd.training.recipe import Recipe
+from riffd.training.loop import OPTIM_PREFIX, _optimizer_tensors, _restore_optimizer
 
 log = logging.getLogger(__name__)
 

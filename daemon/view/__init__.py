@@ -25,6 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Open the view until the musician quits; returns the exit status."""
-    from daemon.view.app import RiffdView
+    from riffd.daemon.view.app import RiffdView
     RiffdView(args.endpoint, args.events_endpoint).run()
     return 0

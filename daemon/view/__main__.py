@@ -1,8 +1,8 @@
-"""``python -m daemon.view``: the same as ``riffd view``."""
+"""``python -m riffd.daemon.view``: the same as ``riffd view``."""
 import argparse
 import sys
 
-from daemon.view import add_arguments, run
+from riffd.daemon.view import add_arguments, run
 
 parser = argparse.ArgumentParser(prog="riffd view")
 add_arguments(parser)

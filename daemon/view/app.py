@@ -4,7 +4,7 @@ Shows the clock (tempo, bar.beat, source), every voice (mode, model, controls, s
 scrolling piano roll per voice (notes played in, notes riffd sent, and the plan ahead of the
 playhead) and the counters (late notes, xruns, errors). Keys drive the selected voice.
 
-The UI thread only draws: the daemon is reached from :class:`daemon.view.feed.DaemonFeed`'s
+The UI thread only draws: the daemon is reached from :class:`riffd.daemon.view.feed.DaemonFeed`'s
 thread, which posts what it learns as :class:`FeedUpdate` messages.
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Footer, Static
 
-from daemon.protocol import MODE_CHOICES
-from daemon.view.feed import DaemonFeed
-from daemon.view.roll import LABEL_WIDTH, LEGEND, plan_summary, render_roll
-from daemon.view.state import KEEP_BEATS, ViewState
+from riffd.daemon.protocol import MODE_CHOICES
+from riffd.daemon.view.feed import DaemonFeed
+from riffd.daemon.view.roll import LABEL_WIDTH, LEGEND, plan_summary, render_roll
+from riffd.daemon.view.state import KEEP_BEATS, ViewState
 
 REDRAW_EVERY_S = 0.1
 TEMPERATURE_STEP = 0.1

@@ -1,7 +1,7 @@
 """The view's network thread: talks to the daemon so the UI thread never waits on a socket.
 
 One thread owns every ZeroMQ socket of the view (sockets are not thread-safe): a
-:class:`daemon.client.RiffdClient` for requests and a SUB socket for events. It
+:class:`riffd.daemon.client.RiffdClient` for requests and a SUB socket for events. It
 
 - measures the offset between the daemon's monotonic clock and this process's with ``ping``
   (at connection and every ``PING_EVERY_S`` seconds), so events' times can be placed on the
@@ -26,8 +26,8 @@ from typing import Any, Callable
 
 import zmq
 
-from daemon import auth
-from daemon.client import RiffdClient, RiffdError, RiffdUnavailable
+from riffd.daemon import auth
+from riffd.daemon.client import RiffdClient, RiffdError, RiffdUnavailable
 
 STATUS_EVERY_S = 0.5
 PING_EVERY_S = 5.0

@@ -17,7 +17,7 @@ import math
 
 from rich.text import Text
 
-from daemon.view.state import RollNote, VoiceView
+from riffd.daemon.view.state import RollNote, VoiceView
 
 SENT, PLAYED, PLAN = "█", "▒", "░"
 STYLES = {SENT: "bold green", PLAYED: "cyan", PLAN: "yellow"}

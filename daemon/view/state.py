@@ -1,7 +1,7 @@
 """What the view knows about a running daemon, built from ``status`` replies and events.
 
 Plain data, touched only by the UI thread: :class:`ViewState` takes status dicts and event
-dicts (as :mod:`daemon.protocol` defines them) and keeps, per voice, the notes riffd sent, the
+dicts (as :mod:`riffd.daemon.protocol` defines them) and keeps, per voice, the notes riffd sent, the
 notes played in (``phrase`` events) and the latest ``plan``, all in **beats** of the daemon's
 clock, so the piano roll can draw them on one grid.
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from daemon.audio_control import (BUNDLED_SPECTRAL_MODEL, MAX_SEED_FILE_BYTES, AudioCommandError,
+from riffd.daemon.audio_control import (BUNDLED_SPECTRAL_MODEL, MAX_SEED_FILE_BYTES, AudioCommandError,
                                   AudioController)
-from daemon.audio_ring import AudioRing
-from engine.checkpoint import CheckpointError, ModelLimits
-from engine.loading import BUNDLED_MODEL
+from riffd.daemon.audio_ring import AudioRing
+from riffd.engine.checkpoint import CheckpointError, ModelLimits
+from riffd.engine.loading import BUNDLED_MODEL
 
 pytestmark = pytest.mark.jack
 
@@ -200,7 +200,7 @@ def test_audio_models_get_the_midi_models_file_checks(tmp_path, make, limits, wo
 
 def test_no_audio_device_gives_a_clear_error():
     """With no JACK server to reach (and no sound card here), opening fails with the fix."""
-    code = ("from daemon.audio_control import AudioController, AudioUnavailable\n"
+    code = ("from riffd.daemon.audio_control import AudioController, AudioUnavailable\n"
             "ctl = AudioController(None, None, 256, 'low', 'cpu')\n"
             "try:\n"
             "    ctl.open()\n"

@@ -1,6 +1,6 @@
 """``riffd calibrate`` against a real echo client with a known delay on the test JACK server.
 
-The echo (``python -m daemon.calibrate echo``) runs in its own process, as a synth would, and
+The echo (``python -m riffd.daemon.calibrate echo``) runs in its own process, as a synth would, and
 sends every message back exactly 20 ms (960 frames at 48 kHz) later. The round trip riffd
 measures must be that plus the one period JACK adds to a loop, and the suggested offset 20 ms,
 each within one JACK period.
@@ -13,15 +13,15 @@ import sys
 
 import pytest
 
-from daemon.calibrate import Calibration, percentile
-from daemon.midi_peer import MidiPeer
+from riffd.daemon.calibrate import Calibration, percentile
+from riffd.daemon.midi_peer import MidiPeer
 
 DELAY_MS = 20.0
 
 
 @pytest.fixture
 def echo(jack_server):
-    proc = subprocess.Popen([sys.executable, "-m", "daemon.calibrate", "echo", "--delay-ms",
+    proc = subprocess.Popen([sys.executable, "-m", "riffd.daemon.calibrate", "echo", "--delay-ms",
                              str(DELAY_MS), "--name", "cal-echo"], stdout=subprocess.PIPE,
                             text=True)
     try:
@@ -40,7 +40,7 @@ def echo(jack_server):
 
 
 def calibrate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "daemon", "calibrate", *args],
+    return subprocess.run([sys.executable, "-m", "riffd.daemon", "calibrate", *args],
                           capture_output=True, text=True, timeout=60)
 
 

@@ -9,10 +9,10 @@ import time
 import pytest
 import zmq
 
-from daemon import auth, ctl
-from daemon.client import RiffdClient, RiffdError, RiffdUnavailable
-from daemon.control import ROUTER_MAX_FRAME_BYTES, ControlBindError, ControlServer
-from daemon.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ProtocolError, encode_request
+from riffd.daemon import auth, ctl
+from riffd.daemon.client import RiffdClient, RiffdError, RiffdUnavailable
+from riffd.daemon.control import ROUTER_MAX_FRAME_BYTES, ControlBindError, ControlServer
+from riffd.daemon.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ProtocolError, encode_request
 
 ANY_PORT = "tcp://127.0.0.1:*"
 WAIT_MS = 2000  # longest a raw socket waits for a reply in these tests

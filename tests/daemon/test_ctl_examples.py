@@ -6,8 +6,8 @@ import shlex
 
 import pytest
 
-from daemon import ctl
-from daemon.protocol import COMMANDS, CommandSpec, validate_args
+from riffd.daemon import ctl
+from riffd.daemon.protocol import COMMANDS, CommandSpec, validate_args
 
 
 def ctl_args(*argv):

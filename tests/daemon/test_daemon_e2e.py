@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from daemon.client import RiffdError
-from daemon.midi_peer import MidiPeer
-from daemon.process import DaemonProcess
-from daemon.recording import pair_notes
-from engine.melody_representation import Note
+from riffd.daemon.client import RiffdError
+from riffd.daemon.midi_peer import MidiPeer
+from riffd.daemon.process import DaemonProcess
+from riffd.daemon.recording import pair_notes
+from riffd.engine.melody_representation import Note
 
 FAST = ["--midi-api", "jack", "--tempo", "240", "--length", "2", "--silence", "0.4",
         "--log-level", "WARNING"]
@@ -233,7 +233,7 @@ def test_shutdown_command_exits_cleanly(jack_server, tmp_path):
 def test_a_pickle_given_as_model_is_refused_clearly(jack_server, tmp_path):
     bad = tmp_path / "model.ckpt"
     bad.write_bytes(b"\x80\x04\x95junk")
-    result = subprocess.run([sys.executable, "-m", "daemon", "serve", "--model", str(bad),
+    result = subprocess.run([sys.executable, "-m", "riffd.daemon", "serve", "--model", str(bad),
                              "--midi-api", "jack"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "pickled" in result.stderr and str(bad) in result.stderr
@@ -242,7 +242,7 @@ def test_a_pickle_given_as_model_is_refused_clearly(jack_server, tmp_path):
 def test_no_midi_system_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("JACK_DEFAULT_SERVER", "no-such-server")
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
-    result = subprocess.run([sys.executable, "-m", "daemon", "serve"],
+    result = subprocess.run([sys.executable, "-m", "riffd.daemon", "serve"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "jack" in result.stderr.lower() and "tried" in result.stderr.lower()

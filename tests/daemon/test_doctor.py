@@ -8,9 +8,9 @@ import re
 import subprocess
 import sys
 
-from daemon import doctor
-from daemon.control import ControlServer
-from daemon.jack_server import jack_server_running
+from riffd.daemon import doctor
+from riffd.daemon.control import ControlServer
+from riffd.daemon.jack_server import jack_server_running
 
 # riffd serve can open MIDI here without JACK only through these
 OTHER_MIDI = os.path.exists(doctor.ALSA_SEQUENCER) or sys.platform == "darwin"
@@ -29,7 +29,7 @@ def by_name(checks) -> dict:
 def test_with_the_jack_server_running_riffd_can_serve(jack_server, tmp_path):
     env = {**os.environ, "JACK_DEFAULT_SERVER": jack_server.name,
            "XDG_RUNTIME_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "daemon", "doctor"], env=env,
+    done = subprocess.run([sys.executable, "-m", "riffd.daemon", "doctor"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     jack = line(done.stdout, "JACK server")

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from daemon.midi_peer import MidiPeer
-from daemon.process import DaemonProcess
-from daemon.recording import pair_notes
-from engine.loading import BUNDLED_MODEL
+from riffd.daemon.midi_peer import MidiPeer
+from riffd.daemon.process import DaemonProcess
+from riffd.daemon.recording import pair_notes
+from riffd.engine.loading import BUNDLED_MODEL
 from tests.reliability.event_log import EventLog
 from tests.waiting import wait_until
 
@@ -391,7 +391,7 @@ def test_a_recording_holds_the_notes_a_separate_client_saw_and_renders_to_audio(
     assert max(abs(x) for x in late) < PERIOD_S + 0.002, late
     assert len(played_in) == 1
     wav = tmp_path / "take.wav"
-    done = subprocess.run([sys.executable, "-m", "daemon.monitor", str(path), str(wav)],
+    done = subprocess.run([sys.executable, "-m", "riffd.daemon.monitor", str(path), str(wav)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     audio, rate = soundfile.read(str(wav))

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from daemon.jack_server import JackServer, JackUnavailable, jack_server_running, period_seconds
+from riffd.daemon.jack_server import JackServer, JackUnavailable, jack_server_running, period_seconds
 
 
 def test_start_answer_stop():
@@ -41,7 +41,7 @@ def test_same_name_twice_is_refused(jack_server):
 
 
 def test_realtime_is_asked_for_when_permitted():
-    from daemon.jack_server import realtime_permitted
+    from riffd.daemon.jack_server import realtime_permitted
     server = JackServer("x")
     assert server.realtime == realtime_permitted()
     assert ("-R" in server.command) == server.realtime
@@ -51,7 +51,7 @@ def test_realtime_is_asked_for_when_permitted():
 
 OWNER = """
 import os, sys, time
-from daemon.jack_server import JackServer
+from riffd.daemon.jack_server import JackServer
 server = JackServer(f"riffd-orphan-{os.getpid()}", realtime=False)
 server.start()
 print(server.name, server.pid, flush=True)
@@ -68,7 +68,7 @@ def test_stale_servers_are_cleaned_up():
     import sys
     import time
 
-    from daemon.jack_server import SHM_DIR, clean_stale_servers, registered_servers
+    from riffd.daemon.jack_server import SHM_DIR, clean_stale_servers, registered_servers
     killed = JackServer(f"riffd-killed-{os.getpid()}", realtime=False)
     bystander = JackServer(f"riffd-bystander-{os.getpid()}", realtime=False)
     owner = None

@@ -5,13 +5,13 @@ import time
 
 import pytest
 
-from daemon.latency import MAX_OUTPUT_LATENCY_MS, check_output_latency_ms, early_s, lead_s
-from daemon.midi_peer import MidiPeer
-from daemon.midi_ports import JackMidiPorts
-from daemon.protocol import ProtocolError, decode_request, encode_request
-from daemon.scheduler import Scheduler
-from daemon.serve_config import ServeConfig, load_serve_config
-from daemon.voice import VoiceSettings, check_settings
+from riffd.daemon.latency import MAX_OUTPUT_LATENCY_MS, check_output_latency_ms, early_s, lead_s
+from riffd.daemon.midi_peer import MidiPeer
+from riffd.daemon.midi_ports import JackMidiPorts
+from riffd.daemon.protocol import ProtocolError, decode_request, encode_request
+from riffd.daemon.scheduler import Scheduler
+from riffd.daemon.serve_config import ServeConfig, load_serve_config
+from riffd.daemon.voice import VoiceSettings, check_settings
 
 TOLERANCE_S = 0.002     # frame-accurate output: what the offsets may miss by, seconds
 
@@ -44,7 +44,7 @@ def test_serve_config_and_daemon_refuse_out_of_range(tmp_path):
     path = tmp_path / "serve.toml"
     path.write_text("[serve]\noutput_latency_ms = 25\n")
     assert load_serve_config(path).output_latency_ms == 25.0
-    from daemon.service import Riffd
+    from riffd.daemon.service import Riffd
     with pytest.raises(ValueError, match="--output-latency-ms must be between -500 and 500"):
         Riffd(ServeConfig(output_latency_ms=750.0))
 

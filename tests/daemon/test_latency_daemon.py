@@ -3,7 +3,7 @@
 note-on / note-off order.
 
 riffd plays continuously in its own process; the receiver is another process
-(``daemon.midi_peer``), as a synth would be. riffd's record is its ``note_on`` / ``note_off``
+(``riffd.daemon.midi_peer``), as a synth would be. riffd's record is its ``note_on`` / ``note_off``
 events: ``at`` (the grid time, monotonic seconds) and ``send_at``. The receiver stamps each
 message with its JACK frame and the monotonic time that frame stands for.
 
@@ -20,9 +20,9 @@ import statistics
 import threading
 import time
 
-from daemon.client import RiffdClient
-from daemon.midi_peer import PeerProcess
-from daemon.process import DaemonProcess
+from riffd.daemon.client import RiffdClient
+from riffd.daemon.midi_peer import PeerProcess
+from riffd.daemon.process import DaemonProcess
 from tests.reliability.test_notes_agree import is_subsequence, notes
 from tests.waiting import wait_until
 

@@ -30,7 +30,7 @@ import jack
 import numpy as np
 import pytest
 
-from daemon.process import DaemonProcess
+from riffd.daemon.process import DaemonProcess
 from tests.waiting import wait_until
 
 RATE, PERIOD = 48000, 256

@@ -2,8 +2,8 @@
 test_interaction.py)."""
 import pytest
 
-from daemon.clock import Clock
-from daemon.midi_clock import CLOCK, START, ClockIn
+from riffd.daemon.clock import Clock
+from riffd.daemon.midi_clock import CLOCK, START, ClockIn
 
 
 def feed(clock_in, t, bpm, count, skip=()):

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from daemon.jack_server import JackServer
-from daemon.midi_peer import MidiPeer
-from daemon.midi_ports import JackMidiPorts, MidiPortError, RtMidiPorts, open_midi_ports
+from riffd.daemon.jack_server import JackServer
+from riffd.daemon.midi_peer import MidiPeer
+from riffd.daemon.midi_ports import JackMidiPorts, MidiPortError, RtMidiPorts, open_midi_ports
 
 FRAME_TOLERANCE_S = 0.001  # frame-accurate placement: far below one period (5.3 ms)
 

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from daemon.client import RiffdError
-from daemon.osc import OscEndpointError, OscServer, check_endpoint
-from daemon.osc_client import OscClient, OscError, build
-from daemon.process import DaemonProcess
-from daemon.serve_config import load_serve_config
+from riffd.daemon.client import RiffdError
+from riffd.daemon.osc import OscEndpointError, OscServer, check_endpoint
+from riffd.daemon.osc_client import OscClient, OscError, build
+from riffd.daemon.process import DaemonProcess
+from riffd.daemon.serve_config import load_serve_config
 from tests.waiting import wait_until
 
 FAST = ["--midi-api", "jack", "--tempo", "240", "--length", "2", "--silence", "0.4",
@@ -191,7 +191,7 @@ def test_malformed_packets_are_answered_and_counted_and_never_stop_the_server(ri
 
 
 def test_a_non_loopback_osc_address_is_refused_without_the_flag():
-    result = subprocess.run([sys.executable, "-m", "daemon", "serve", "--osc",
+    result = subprocess.run([sys.executable, "-m", "riffd.daemon", "serve", "--osc",
                              "udp://0.0.0.0:9000", "--midi-api", "jack"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1

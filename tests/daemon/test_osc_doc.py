@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon import osc_map
-from daemon.protocol import COMMANDS, ERROR_CODES, EVENTS, ProtocolError
+from riffd.daemon import osc_map
+from riffd.daemon.protocol import COMMANDS, ERROR_CODES, EVENTS, ProtocolError
 from tests.daemon.test_protocol_doc import section, table
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "osc.md").read_text(encoding="utf-8")

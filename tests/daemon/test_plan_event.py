@@ -6,9 +6,9 @@ import time
 
 import zmq
 
-from daemon.plan import Plan
-from daemon.process import DaemonProcess
-from daemon.protocol import EVENTS
+from riffd.daemon.plan import Plan
+from riffd.daemon.process import DaemonProcess
+from riffd.daemon.protocol import EVENTS
 
 SERVE = ["--midi-api", "jack", "--tempo", "120", "--log-level", "WARNING"]
 

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from daemon.midi_peer import MidiPeer
-from daemon.process import DaemonProcess
-from engine.key_finding import Key
+from riffd.daemon.midi_peer import MidiPeer
+from riffd.daemon.process import DaemonProcess
+from riffd.engine.key_finding import Key
 from tests.reliability.event_log import EventLog
 from tests.waiting import wait_until
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from daemon.protocol import (
+from riffd.daemon.protocol import (
     COMMANDS, ERROR_CODES, EVENTS, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ProtocolError,
     decode_request, encode_event, encode_reply_error, encode_reply_ok, encode_request,
 )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.protocol import COMMANDS, ERROR_CODES, EVENTS, NOTE_FIELDS, PROTOCOL_VERSION
+from riffd.daemon.protocol import COMMANDS, ERROR_CODES, EVENTS, NOTE_FIELDS, PROTOCOL_VERSION
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from daemon.midi_peer import MidiPeer
-from daemon.midi_ports import JackMidiPorts, MidiPortError, MidiPorts
-from daemon.scheduler import Scheduler
+from riffd.daemon.midi_peer import MidiPeer
+from riffd.daemon.midi_ports import JackMidiPorts, MidiPortError, MidiPorts
+from riffd.daemon.scheduler import Scheduler
 
 TIMING_TOLERANCE_S = 0.002  # frame-accurate output; cycle quantisation would be up to 5.3 ms
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from daemon.client import RiffdClient, RiffdError
-from daemon.midi_peer import MidiPeer
-from daemon.process import DaemonProcess
+from riffd.daemon.client import RiffdClient, RiffdError
+from riffd.daemon.midi_peer import MidiPeer
+from riffd.daemon.process import DaemonProcess
 from tests.waiting import wait_until
 
 ARGS = ["--midi-api", "jack", "--tempo", "240", "--log-level", "WARNING"]
@@ -92,7 +92,7 @@ def test_audio_models_over_the_serve_limits_are_refused(jack_server, tmp_path, o
     """--audio-model (here the bundled one) is held to --max-model-mb / --max-model-params
     like a MIDI voice's model: riffd prints one line naming the limit and exits 1 (the limits
     let the bundled MIDI model through: the audio model is the one refused)."""
-    from daemon.audio_control import BUNDLED_SPECTRAL_MODEL
+    from riffd.daemon.audio_control import BUNDLED_SPECTRAL_MODEL
     log = tmp_path / "serve.log"
     daemon = DaemonProcess(ARGS + ["--client-name", "riffd-audlim", "--audio-model",
                                    str(BUNDLED_SPECTRAL_MODEL), "--max-model-params",

@@ -1,6 +1,6 @@
 import pytest
 
-from daemon.serve_config import ServeConfig, ServeConfigError, load_serve_config
+from riffd.daemon.serve_config import ServeConfig, ServeConfigError, load_serve_config
 
 
 def test_the_shipped_serve_config_matches_the_defaults():

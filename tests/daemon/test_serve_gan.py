@@ -5,8 +5,8 @@ from collections import Counter
 
 import pytest
 
-from daemon.midi_peer import MidiPeer
-from daemon.process import DaemonProcess
+from riffd.daemon.midi_peer import MidiPeer
+from riffd.daemon.process import DaemonProcess
 from tests.training.test_train_gan import train_tiny_gan
 from tests.waiting import wait_until
 

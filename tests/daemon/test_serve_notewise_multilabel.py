@@ -8,20 +8,20 @@ from collections import Counter
 
 import pytest
 
-from daemon.midi_peer import MidiPeer
-from daemon.process import DaemonProcess
-from training.recipe import load_recipe
+from riffd.daemon.midi_peer import MidiPeer
+from riffd.daemon.process import DaemonProcess
+from riffd.training.recipe import load_recipe
 from tests.waiting import wait_until
 
 FAST = ["--midi-api", "jack", "--tempo", "240", "--length", "2", "--silence", "0.4",
         "--log-level", "WARNING"]
 
 FAMILIES = {
-    "notewise_lstm": ("configs/notewise_n2_attention_folk.toml", "training.train_notewise",
+    "notewise_lstm": ("configs/notewise_n2_attention_folk.toml", "riffd.training.train_notewise",
                       ['data.corpus=["essen:erk5"]', "model.hidden_size=32",
                        "model.pitch_embed_dim=16", "model.dense_size=32",
                        "model.attention_window=8", "train.stride=4"]),
-    "multilabel_lstm": ("configs/multilabel_m6_chorales.toml", "training.train_multilabel",
+    "multilabel_lstm": ("configs/multilabel_m6_chorales.toml", "riffd.training.train_multilabel",
                         ["data.max_songs=4", "model.hidden_size=32", "model.dense_size=32",
                          "model.attention_window=16", 'train.inference_mode="bernoulli"']),
 }

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from daemon.midi_peer import MidiPeer
-from daemon.process import DaemonProcess
-from daemon.view.roll import PLAN, PLAYED, SENT
+from riffd.daemon.midi_peer import MidiPeer
+from riffd.daemon.process import DaemonProcess
+from riffd.daemon.view.roll import PLAN, PLAYED, SENT
 from tests.waiting import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -75,7 +75,7 @@ def voice_status(daemon) -> dict:
 
 
 def test_view_shows_notes_and_plan_and_keys_drive_the_daemon(daemon, tmux):
-    command = (f"cd {ROOT} && exec {sys.executable} -m daemon.view "
+    command = (f"cd {ROOT} && exec {sys.executable} -m riffd.daemon.view "
                f"--endpoint {daemon.control} --events-endpoint {daemon.events}")
     tmux("new-session", "-d", "-x", "160", "-y", "48", "-s", "view", command)
     seen: dict[str, str] = {}
@@ -128,8 +128,8 @@ def test_view_shows_notes_and_plan_and_keys_drive_the_daemon(daemon, tmux):
 
 
 def test_roll_draws_the_past_left_of_the_playhead_and_the_plan_right_of_it():
-    from daemon.view.roll import LABEL_WIDTH, render_roll
-    from daemon.view.state import RollNote, VoiceView
+    from riffd.daemon.view.roll import LABEL_WIDTH, render_roll
+    from riffd.daemon.view.state import RollNote, VoiceView
 
     voice = VoiceView("main", sent=[RollNote(60, 8.0, 9.0)], played=[RollNote(64, 6.0, 7.0)],
                       plan=[RollNote(67, 10.5, 11.0)])

@@ -3,9 +3,9 @@ including attention past its window and the causal CNN front end."""
 import pytest
 import torch
 
-from engine.attention import WindowedAttention
-from engine.lstm_core import CausalConvFrontEnd
-from engine.notewise_lstm import NotewiseLSTM, NotewiseLSTMConfig
+from riffd.engine.attention import WindowedAttention
+from riffd.engine.lstm_core import CausalConvFrontEnd
+from riffd.engine.notewise_lstm import NotewiseLSTM, NotewiseLSTMConfig
 
 WINDOW = 5
 T = 23                                          # well past the attention window
@@ -108,7 +108,7 @@ MULTILABEL = {
 
 @pytest.mark.parametrize("name", list(MULTILABEL))
 def test_multilabel_step_equals_forward(name):
-    from engine.multilabel_lstm import MultilabelLSTM, MultilabelLSTMConfig
+    from riffd.engine.multilabel_lstm import MultilabelLSTM, MultilabelLSTMConfig
     torch.manual_seed(0)
     cfg = MultilabelLSTMConfig(num_pitches=24, attention_window=WINDOW, attention_dim=8,
                                cnn_channels=10, cnn_kernel=3, cnn_pool=2, **MULTILABEL[name])

@@ -4,7 +4,7 @@ import stat
 
 import torch
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
+from riffd.engine.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_a_checkpoint_gets_the_umask_mode_and_reads_back(tmp_path):

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine.gan_bilstm import BiLSTMGAN, BiLSTMGANConfig
-from engine.gan_cnn import CNNGAN, CNNGANConfig
-from engine.gan_generator import GANGenerator
-from engine.melody_generator import Constraints
-from engine.melody_representation import Note
+from riffd.engine.gan_bilstm import BiLSTMGAN, BiLSTMGANConfig
+from riffd.engine.gan_cnn import CNNGAN, CNNGANConfig
+from riffd.engine.gan_generator import GANGenerator
+from riffd.engine.melody_generator import Constraints
+from riffd.engine.melody_representation import Note
 
 TINY = {
     "cnn": (CNNGAN, CNNGANConfig(channels=16, disc_hidden_size=16, disc_dense1=16, disc_dense2=8)),

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.key_finding import MODES, Key, estimate_key
-from engine.loading import load_generator
-from engine.melody_generator import Constraints
-from engine.melody_representation import Note
+from riffd.engine.key_finding import MODES, Key, estimate_key
+from riffd.engine.loading import load_generator
+from riffd.engine.melody_generator import Constraints
+from riffd.engine.melody_representation import Note
 
 ABC_MODES = {"dor": "dorian", "mix": "mixolydian"}
 NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")

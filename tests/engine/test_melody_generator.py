@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from engine.loading import BUNDLED_MODEL, load_generator
-from engine.melody_generator import MAJOR_SCALE, Constraints
-from engine.melody_representation import Note
-from engine.sampling import SamplingSettings
+from riffd.engine.loading import BUNDLED_MODEL, load_generator
+from riffd.engine.melody_generator import MAJOR_SCALE, Constraints
+from riffd.engine.melody_representation import Note
+from riffd.engine.sampling import SamplingSettings
 
 E_FLAT_PHRASE = [Note(63, 0, 1), Note(67, 1, 1), Note(70, 2, 1), Note(68, 3, 0.5),
                  Note(67, 3.5, 0.5), Note(65, 4, 1), Note(63, 5, 2)]

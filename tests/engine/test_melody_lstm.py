@@ -1,7 +1,7 @@
 import torch
 
-from engine.melody_lstm import MelodyLSTM, MelodyLSTMConfig
-from engine.sampling import SamplingSettings, sample
+from riffd.engine.melody_lstm import MelodyLSTM, MelodyLSTMConfig
+from riffd.engine.sampling import SamplingSettings, sample
 
 
 def test_streaming_step_equals_forward():

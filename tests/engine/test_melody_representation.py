@@ -1,7 +1,7 @@
 import pytest
 
-from engine.key_finding import Key, estimate_key
-from engine.melody_representation import (Note, OffGrid, Vocabulary, decode_tokens,
+from riffd.engine.key_finding import Key, estimate_key
+from riffd.engine.melody_representation import (Note, OffGrid, Vocabulary, decode_tokens,
                                           encode_notes, transpose_notes, transpose_tokens)
 
 

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from engine.melody_generator import Constraints
-from engine.melody_representation import Note
-from engine.multilabel_generator import MultilabelGenerator
-from engine.multilabel_lstm import MultilabelLSTM, MultilabelLSTMConfig
-from engine.pianoroll import OCTAVE_CUT
+from riffd.engine.melody_generator import Constraints
+from riffd.engine.melody_representation import Note
+from riffd.engine.multilabel_generator import MultilabelGenerator
+from riffd.engine.multilabel_lstm import MultilabelLSTM, MultilabelLSTMConfig
+from riffd.engine.pianoroll import OCTAVE_CUT
 
 
 def _generator(mode="bernoulli", transposed=False, bias=0.0):

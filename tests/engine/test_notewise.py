@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from engine.generator import Step
-from engine.melody_generator import Constraints
-from engine.melody_representation import Note
-from engine.notewise_generator import NotewiseGenerator
-from engine.notewise_lstm import NotewiseLSTM, NotewiseLSTMConfig
-from engine.notewise_representation import (NotewiseVocabulary, chord_root, decode_events,
+from riffd.engine.generator import Step
+from riffd.engine.melody_generator import Constraints
+from riffd.engine.melody_representation import Note
+from riffd.engine.notewise_generator import NotewiseGenerator
+from riffd.engine.notewise_lstm import NotewiseLSTM, NotewiseLSTMConfig
+from riffd.engine.notewise_representation import (NotewiseVocabulary, chord_root, decode_events,
                                             encode_events, quantize_duration, transpose_event)
 
 MELODY = [Note(60, 0, 1), Note(62, 1, 0.5), Note(64, 1.5, 0.5), Note(65, 3, 1), Note(67, 4, 2)]

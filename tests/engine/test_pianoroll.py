@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from engine.key_finding import Key
-from engine.melody_representation import Note
-from engine.pianoroll import (FULL_PIANO, OCTAVE_CUT, PitchRange, note_onsets, notes_to_roll,
+from riffd.engine.key_finding import Key
+from riffd.engine.melody_representation import Note
+from riffd.engine.pianoroll import (FULL_PIANO, OCTAVE_CUT, PitchRange, note_onsets, notes_to_roll,
                               roll_to_notes, roll_to_steps, transpose_to_reference)
 
 CHORD_SONG = [Note(60, 0.0, 1.0), Note(64, 0.0, 1.0), Note(67, 0.0, 0.5),

@@ -1,8 +1,8 @@
 """Reading register, dynamics and density off a seed phrase (engine.seed_profile)."""
 import pytest
 
-from engine.melody_representation import Note
-from engine.seed_profile import (Dynamics, density_limit, octave_offset, register,
+from riffd.engine.melody_representation import Note
+from riffd.engine.seed_profile import (Dynamics, density_limit, octave_offset, register,
                                  register_window, starts_per_bar)
 
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.spectral_generator import SpectralGenerator, WindowedSpectralGenerator
-from engine.spectral_lstm import ARCHITECTURES, SpectralLSTM, SpectralLSTMConfig
-from engine.spectral_representation import (OverlapAdd, SpectralCodec, SpectralSettings,
+from riffd.engine.spectral_generator import SpectralGenerator, WindowedSpectralGenerator
+from riffd.engine.spectral_lstm import ARCHITECTURES, SpectralLSTM, SpectralLSTMConfig
+from riffd.engine.spectral_representation import (OverlapAdd, SpectralCodec, SpectralSettings,
                                             snr_db)
 
 
@@ -15,7 +15,7 @@ from engine.spectral_representation import (OverlapAdd, SpectralCodec, SpectralS
 def chorale_clip(tmp_path_factory) -> np.ndarray:
     """4 s of a Bach chorale rendered with FluidSynth at 16 kHz (real audio, not noise)."""
     import os
-    from training.audio_corpus import load_audio_corpus
+    from riffd.training.audio_corpus import load_audio_corpus
     tmp = tmp_path_factory.mktemp("spectral")
     os.environ.setdefault("TMPDIR", str(tmp))
     corpus = load_audio_corpus(["render:chorales"], 16000, render_pieces=1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from daemon.client import RiffdClient
+from riffd.daemon.client import RiffdClient
 
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from daemon.client import RiffdClient, RiffdUnavailable
-from engine.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from engine.loading import BUNDLED_MODEL, MODEL_FAMILIES
+from riffd.daemon.client import RiffdClient, RiffdUnavailable
+from riffd.engine.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from riffd.engine.loading import BUNDLED_MODEL, MODEL_FAMILIES
 
 
 def bundled_parts() -> tuple[dict[str, torch.Tensor], dict]:

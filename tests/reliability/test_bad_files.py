@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from daemon.client import RiffdError
-from daemon.process import DaemonProcess
-from engine.loading import BUNDLED_MODEL
+from riffd.daemon.client import RiffdError
+from riffd.daemon.process import DaemonProcess
+from riffd.engine.loading import BUNDLED_MODEL
 from tests.reliability.model_files import Pinger, large_melody, with_config, with_nan
 
 ARGS = ["--midi-api", "jack", "--tempo", "240", "--log-level", "WARNING"]

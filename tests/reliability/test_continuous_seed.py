@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from daemon.midi_peer import MidiPeer
-from daemon.process import DaemonProcess
+from riffd.daemon.midi_peer import MidiPeer
+from riffd.daemon.process import DaemonProcess
 from tests.reliability.event_log import EventLog
 from tests.waiting import wait_until
 

@@ -10,11 +10,11 @@ import time
 import pytest
 import zmq
 
-from daemon import auth
-from daemon.client import RiffdClient, RiffdError
-from daemon.control import ControlServer
-from daemon.protocol import encode_request
-from daemon.slow_work import Deferred
+from riffd.daemon import auth
+from riffd.daemon.client import RiffdClient, RiffdError
+from riffd.daemon.control import ControlServer
+from riffd.daemon.protocol import encode_request
+from riffd.daemon.slow_work import Deferred
 
 ANY_PORT = "tcp://127.0.0.1:*"
 SLOW_S = 1.0

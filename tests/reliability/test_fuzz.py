@@ -22,10 +22,10 @@ import time
 import pytest
 import zmq
 
-from daemon import auth
-from daemon.process import DaemonProcess
-from daemon.protocol import COMMANDS, ERROR_CODES, MAX_MESSAGE_BYTES, MAX_STRING_CHARS
-from engine.loading import BUNDLED_MODEL
+from riffd.daemon import auth
+from riffd.daemon.process import DaemonProcess
+from riffd.daemon.protocol import COMMANDS, ERROR_CODES, MAX_MESSAGE_BYTES, MAX_STRING_CHARS
+from riffd.engine.loading import BUNDLED_MODEL
 
 ARGS = ["--midi-api", "jack", "--client-name", "riffd-fuzz", "--tempo", "240", "--length", "1",
         "--log-level", "WARNING"]

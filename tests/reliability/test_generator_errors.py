@@ -11,10 +11,10 @@ import threading
 
 import pytest
 
-from daemon.client import RiffdClient
-from daemon.process import free_tcp_port
-from daemon.serve_config import ServeConfig
-from daemon.service import Riffd
+from riffd.daemon.client import RiffdClient
+from riffd.daemon.process import free_tcp_port
+from riffd.daemon.serve_config import ServeConfig
+from riffd.daemon.service import Riffd
 from tests.reliability.event_log import EventLog
 from tests.waiting import wait_until
 

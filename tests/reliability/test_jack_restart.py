@@ -1,7 +1,7 @@
 """The JACK server goes away and comes back while riffd plays.
 
 The test runs its OWN JACK server (not the session's), riffd playing continuously on it, and a
-separate JACK client (``daemon.midi_peer`` in its own process). The server is SIGKILLed: riffd's
+separate JACK client (``riffd.daemon.midi_peer`` in its own process). The server is SIGKILLed: riffd's
 ``status`` says the ports are gone and why, ``playing`` is false, ``start`` answers
 ``unavailable`` with the reason, and a ``ports`` event goes out. A server is started again under
 the same name: riffd re-registers ``riffd-rs:out`` / ``riffd-rs:in`` by itself, a new client
@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from daemon.client import RiffdClient, RiffdError
-from daemon.jack_server import JackServer, clean_stale_servers
-from daemon.midi_peer import PeerProcess
-from daemon.process import DaemonProcess
-from daemon.recording import pair_notes
+from riffd.daemon.client import RiffdClient, RiffdError
+from riffd.daemon.jack_server import JackServer, clean_stale_servers
+from riffd.daemon.midi_peer import PeerProcess
+from riffd.daemon.process import DaemonProcess
+from riffd.daemon.recording import pair_notes
 from tests.waiting import wait_until
 
 ARGS = ["--midi-api", "jack", "--client-name", "riffd-rs", "--tempo", "200",

@@ -1,7 +1,7 @@
 """What riffd says it sent and what a separate JACK client received agree exactly.
 
 riffd plays continuously (a fast tempo, so hundreds of notes) in its own process; the receiver
-is another process (``daemon.midi_peer``), as a synth or a DAW would be. riffd's own record is
+is another process (``riffd.daemon.midi_peer``), as a synth or a DAW would be. riffd's own record is
 its ``note_on`` / ``note_off`` events on the PUB socket, read over one subscription that spans
 the whole run. Every note-on riffd published arrives once, in order, and every note-off too;
 ``status`` counts the same number of notes sent and no event dropped. When JACK reports
@@ -14,10 +14,10 @@ import collections
 import threading
 import time
 
-from daemon.client import RiffdClient
-from daemon.midi_peer import PeerProcess
-from daemon.process import DaemonProcess
-from daemon.recording import pair_notes
+from riffd.daemon.client import RiffdClient
+from riffd.daemon.midi_peer import PeerProcess
+from riffd.daemon.process import DaemonProcess
+from riffd.daemon.recording import pair_notes
 from tests.waiting import wait_until
 
 ARGS = ["--midi-api", "jack", "--client-name", "riffd-agree", "--tempo", "300",

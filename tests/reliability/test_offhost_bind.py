@@ -17,9 +17,9 @@ import time
 import pytest
 import zmq
 
-from daemon import auth
-from daemon.client import RiffdClient, RiffdUnavailable
-from daemon.process import DaemonProcess
+from riffd.daemon import auth
+from riffd.daemon.client import RiffdClient, RiffdUnavailable
+from riffd.daemon.process import DaemonProcess
 
 FAST = ["--midi-api", "jack", "--tempo", "240", "--length", "2", "--log-level", "WARNING"]
 
@@ -40,7 +40,7 @@ def free_port_pair() -> int:
 
 def riffd(*argv, config_home, timeout=60):
     env = {**os.environ, "XDG_CONFIG_HOME": str(config_home)}
-    return subprocess.run([sys.executable, "-m", "daemon", *argv], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "riffd.daemon", *argv], env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -113,7 +113,7 @@ def test_the_allowed_client_drives_the_daemon_and_hears_its_events(offhost):
 
 def test_ctl_events_over_tcp_uses_the_next_port_and_the_keys(offhost):
     env = {**os.environ, "XDG_CONFIG_HOME": str(offhost.laptop)}
-    watcher = subprocess.Popen([sys.executable, "-m", "daemon", "ctl", "--endpoint",
+    watcher = subprocess.Popen([sys.executable, "-m", "riffd.daemon", "ctl", "--endpoint",
                                 offhost.control, "events", "note_on", "--count", "2"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 import zmq
 
-from daemon import auth
-from daemon.process import DaemonProcess, free_tcp_port
-from daemon.protocol import encode_request
+from riffd.daemon import auth
+from riffd.daemon.process import DaemonProcess, free_tcp_port
+from riffd.daemon.protocol import encode_request
 
 NOBODY = 65534
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -211,7 +211,7 @@ def test_a_socket_folder_planted_by_another_user_is_refused(setting):
         assert os.stat(base / "riffd").st_uid == NOBODY
         env = {**os.environ, "XDG_RUNTIME_DIR": str(base)}
         for argv in (["serve", "--midi-api", "jack"], ["ctl", "ping", "--timeout", "0.5"]):
-            done = subprocess.run([sys.executable, "-m", "daemon", *argv], env=env,
+            done = subprocess.run([sys.executable, "-m", "riffd.daemon", *argv], env=env,
                                   capture_output=True, text=True, timeout=60)
             print(f"riffd {' '.join(argv)} with {base}/riffd made by uid {NOBODY}: exit "
                   f"{done.returncode}: {done.stderr.strip()}")
@@ -238,7 +238,7 @@ def test_a_second_daemon_on_the_same_ipc_socket_is_refused(setting):
     local = setting["local"]
     env = {**os.environ, "XDG_RUNTIME_DIR": str(setting["runtime"]),
            "XDG_CONFIG_HOME": str(setting["root"] / "config")}
-    done = subprocess.run([sys.executable, "-m", "daemon", "serve", "--midi-api", "jack",
+    done = subprocess.run([sys.executable, "-m", "riffd.daemon", "serve", "--midi-api", "jack",
                            "--client-name", "riffd-second", "--log-level", "WARNING"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "another riffd is answering there" in done.stderr

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.jack_server import realtime_permitted
-from daemon.process import DaemonProcess
+from riffd.daemon.jack_server import realtime_permitted
+from riffd.daemon.process import DaemonProcess
 
 ARGS = ["--midi-api", "jack", "--client-name", "riffd-rt", "--log-level", "INFO"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +72,7 @@ def test_scheduler_and_input_threads_run_fifo_below_jack(jack_server, tmp_path):
 
 STATE = """
 import json, threading
-from daemon.realtime import RealtimeState, thread_is_realtime
+from riffd.daemon.realtime import RealtimeState, thread_is_realtime
 state = RealtimeState("auto")
 state.lock_memory()
 seen = []
@@ -104,7 +104,7 @@ def test_without_rights_auto_says_why(setpriv):
 def test_without_rights_realtime_on_refuses_to_start(setpriv, jack_server, tmp_path):
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
-    done = subprocess.run([*WITHOUT_RIGHTS, sys.executable, "-m", "daemon", "serve", *ARGS,
+    done = subprocess.run([*WITHOUT_RIGHTS, sys.executable, "-m", "riffd.daemon", "serve", *ARGS,
                            "--realtime", "on", "--control", f"ipc://{runtime}/control",
                            "--events", f"ipc://{runtime}/events"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -12,9 +12,9 @@ import stat
 import mido
 import pytest
 
-from daemon.client import RiffdError
-from daemon.process import DaemonProcess
-from daemon.recorder import record_path
+from riffd.daemon.client import RiffdError
+from riffd.daemon.process import DaemonProcess
+from riffd.daemon.recorder import record_path
 from tests.waiting import wait_until
 
 FAST = ["--midi-api", "jack", "--tempo", "240", "--length", "2", "--log-level", "WARNING"]

@@ -1,6 +1,6 @@
 """A riffd that is SIGKILLed leaves its receiver holding a note; the next riffd ends it.
 
-riffd plays to a separate JACK client (``daemon.midi_peer`` in its own process, which keeps
+riffd plays to a separate JACK client (``riffd.daemon.midi_peer`` in its own process, which keeps
 itself connected to ``riffd-crash:out``). riffd is SIGKILLed while a note sounds: no note-off
 can go out, and the client holds the note. riffd is started again under the same client name:
 it sends All Notes Off (CC 123) and All Sound Off (CC 120) on every channel when its ports
@@ -11,8 +11,8 @@ from __future__ import annotations
 import collections
 import time
 
-from daemon.midi_peer import PeerProcess
-from daemon.process import DaemonProcess
+from riffd.daemon.midi_peer import PeerProcess
+from riffd.daemon.process import DaemonProcess
 
 ARGS = ["--midi-api", "jack", "--client-name", "riffd-crash", "--tempo", "40",
         "--mode", "continuous", "--no-clock-out", "--log-level", "WARNING"]

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from daemon.process import DaemonProcess
+from riffd.daemon.process import DaemonProcess
 from tests.reliability.model_files import large_melody
 
 VOICES = 12

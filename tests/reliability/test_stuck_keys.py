@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from daemon.midi_peer import MidiPeer
-from daemon.phrase_capture import PhraseCaptor, RunningStatus
-from daemon.process import DaemonProcess
+from riffd.daemon.midi_peer import MidiPeer
+from riffd.daemon.phrase_capture import PhraseCaptor, RunningStatus
+from riffd.daemon.process import DaemonProcess
 
 
 class Phrases:

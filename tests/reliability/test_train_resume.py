@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.checkpoint import CheckpointError, read_metadata
-from engine.loading import load_generator
+from riffd.engine.checkpoint import CheckpointError, read_metadata
+from riffd.engine.loading import load_generator
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ SMALL = ['data.corpus=["essen:erk5"]', "model.hidden_size=48", "model.embed_dim=
 
 def command(root: Path, *extra: str) -> list[str]:
     sets = sum([["--set", s] for s in SMALL + [f'data.cache_dir="{root / "cache"}"']], [])
-    return [sys.executable, "-m", "training", "train", "configs/melody_erk.toml", *sets,
+    return [sys.executable, "-m", "riffd.training", "train", "configs/melody_erk.toml", *sets,
             "--output", str(root / "run"), *extra]
 
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import torch
 
-from engine.checkpoint import save_checkpoint
-from engine.gan_bilstm import BiLSTMGAN, BiLSTMGANConfig
-from engine.gan_cnn import CNNGAN, CNNGANConfig
-from engine.melody_representation import Note
-from engine.multilabel_lstm import MultilabelLSTM, MultilabelLSTMConfig
-from engine.notewise_lstm import NotewiseLSTM, NotewiseLSTMConfig
-from engine.notewise_representation import NotewiseVocabulary, encode_events
-from engine.pianoroll import PitchRange
+from riffd.engine.checkpoint import save_checkpoint
+from riffd.engine.gan_bilstm import BiLSTMGAN, BiLSTMGANConfig
+from riffd.engine.gan_cnn import CNNGAN, CNNGANConfig
+from riffd.engine.melody_representation import Note
+from riffd.engine.multilabel_lstm import MultilabelLSTM, MultilabelLSTMConfig
+from riffd.engine.notewise_lstm import NotewiseLSTM, NotewiseLSTMConfig
+from riffd.engine.notewise_representation import NotewiseVocabulary, encode_events
+from riffd.engine.pianoroll import PitchRange
 
 PITCH_RANGE = PitchRange(48, 83, fold=True)
 

@@ -9,9 +9,9 @@ import logging
 import mido
 import pytest
 
-from engine.checkpoint import read_metadata
-from training.recipe import load_recipe
-from training.train_melody import train
+from riffd.engine.checkpoint import read_metadata
+from riffd.training.recipe import load_recipe
+from riffd.training.train_melody import train
 
 TPB = 480
 CHORDY_ABC = "X:1\nT:Chordy\nM:4/4\nL:1/4\nK:C\n[CEG] D E F | G2 A2 | [FAc]4 |]\n"
@@ -78,8 +78,8 @@ def test_skipped_and_dropped_files_are_named_in_the_log_and_a_json_report(folder
 def test_the_gan_corpus_report_names_the_chorales_it_leaves_out(tmp_path, capfd):
     """A real tiny GAN run on 12 chorales, its recipe using the old corpus name: chorales
     in 3/4 give no 4/4 bars, and the report beside the checkpoint names each one."""
-    from training.chorales import ChoraleSettings, load_chorale_corpus
-    from training.train_gan import train as train_gan
+    from riffd.training.chorales import ChoraleSettings, load_chorale_corpus
+    from riffd.training.train_gan import train as train_gan
     recipe = load_recipe("configs/gan_cnn_chorales.toml", [
         'data.corpus="bach_chorales"', "data.max_pieces=12", f'data.cache_dir="{tmp_path}/c"',
         "model.channels=8", "model.disc_hidden_size=8", "model.disc_dense1=8",
@@ -101,7 +101,7 @@ def test_the_gan_corpus_report_names_the_chorales_it_leaves_out(tmp_path, capfd)
 
 
 def test_old_corpus_names_are_read_with_a_note(caplog):
-    from training.corpora import canonical_corpus
+    from riffd.training.corpora import canonical_corpus
     caplog.set_level(logging.INFO)
     assert canonical_corpus("bach_chorales") == ["chorales"]
     assert canonical_corpus(["render:chorales", "render:essen:erk", "songs/"]) == [
@@ -109,6 +109,6 @@ def test_old_corpus_names_are_read_with_a_note(caplog):
     assert caplog.text.count("(the old name still works)") == 3
     recipe = load_recipe("configs/spectral_default.toml", ['data.corpus=["render:chorales"]'])
     assert canonical_corpus(recipe.data.corpus) == ["chorales"]
-    from training.corpus import CorpusError, resolve_corpus
+    from riffd.training.corpus import CorpusError, resolve_corpus
     with pytest.raises(CorpusError, match="--list-corpora"):
         resolve_corpus(["chorales"])                       # a four-part corpus for melodies

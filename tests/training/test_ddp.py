@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from engine.checkpoint import load_checkpoint, read_metadata
+from riffd.engine.checkpoint import load_checkpoint, read_metadata
 
 RUNS = {
     # N4: CNN front end (batch-norm buffers must agree too) and attention
@@ -36,7 +36,7 @@ def test_two_processes_train_together_and_end_identical(family, tmp_path):
     recipe, overrides = RUNS[family]
     out = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node=2", "-m", "training", "train", recipe, "--output", str(out),
+               "--nproc_per_node=2", "-m", "riffd.training", "train", recipe, "--output", str(out),
                "--set", f'data.cache_dir="{tmp_path / "cache"}"', "--set", "train.epochs=3",
                "--set", "train.threads=1", "--set", "train.early_stop_patience=10", "--quiet"]
     for item in overrides:

@@ -6,16 +6,16 @@ import shutil
 
 import pytest
 
-from engine.checkpoint import load_checkpoint, read_metadata
-from engine.generator import Step
-from engine.melody_representation import Note
+from riffd.engine.checkpoint import load_checkpoint, read_metadata
+from riffd.engine.generator import Step
+from riffd.engine.melody_representation import Note
 from tests.training.test_train_gan import train_tiny_gan
-from training.cli import main as cli_main
-from engine.loading import BUNDLED_MODEL
-from training.evaluate import report_folder, steps_to_notes
-from training.families import resolve, training_family
-from training.recipe import load_recipe
-from training.train_melody import train as train_melody
+from riffd.training.cli import main as cli_main
+from riffd.engine.loading import BUNDLED_MODEL
+from riffd.training.evaluate import report_folder, steps_to_notes
+from riffd.training.families import resolve, training_family
+from riffd.training.recipe import load_recipe
+from riffd.training.train_melody import train as train_melody
 
 MELODY = ["data.corpus=[\"essen:erk5\"]", "model.hidden_size=32", "model.embed_dim=8",
           "train.epochs=1", "train.batch_size=16", "train.stride=16"]

@@ -1,6 +1,6 @@
 """``--resume`` goes on as if the run had never stopped: the learning-rate schedule too.
 
-The loop (``training.loop.fit``) trains a tiny real model and writes real checkpoints; the
+The loop (``riffd.training.loop.fit``) trains a tiny real model and writes real checkpoints; the
 validation losses are scripted, so that the plateau schedule is known in advance and a
 resumed run can be compared with an unbroken one epoch by epoch.
 """
@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from engine.checkpoint import read_metadata
-from training.distributed import DistContext
-from training.loop import LoopTask, fit
+from riffd.engine.checkpoint import read_metadata
+from riffd.training.distributed import DistContext
+from riffd.training.loop import LoopTask, fit
 
 # val losses by epoch: the best is epoch 2, then a plateau; with patience 1 the rate halves
 # after two bad epochs (epoch 4), and again after two more (epoch 6)
@@ -73,7 +73,7 @@ def test_a_checkpoint_without_scheduler_state_still_resumes(tmp_path, caplog):
     fit(task(0), TrainSettings(epochs=2, output_dir=str(run)), torch.device("cpu"),
         DistContext())
     # what an older riffd wrote: no scheduler in the training summary
-    from engine.checkpoint import load_checkpoint, save_checkpoint
+    from riffd.engine.checkpoint import load_checkpoint, save_checkpoint
     tensors, meta = load_checkpoint(run / "last.safetensors")
     del meta["training"]["scheduler"]
     save_checkpoint(run / "last.safetensors", tensors, meta)

@@ -2,14 +2,14 @@
 import mido
 import pytest
 
-from engine.melody_representation import Note
-from training.corpus import iter_scores
-from training.melody_config import MelodyDataConfig
-from training.melody_data import load_melody_corpus
-from training.melody_extraction import (extract_melody, melody_scores, pick_melody,
+from riffd.engine.melody_representation import Note
+from riffd.training.corpus import iter_scores
+from riffd.training.melody_config import MelodyDataConfig
+from riffd.training.melody_data import load_melody_corpus
+from riffd.training.melody_extraction import (extract_melody, melody_scores, pick_melody,
                                         read_midi_tracks)
-from training.notewise_config import NotewiseDataConfig
-from training.notewise_data import load_notewise_corpus, score_notes
+from riffd.training.notewise_config import NotewiseDataConfig
+from riffd.training.notewise_data import load_notewise_corpus, score_notes
 
 TPB = 480
 MELODY = [60, 64, 67, 72, 76, 79, 84, 79, 76, 72, 67, 64, 62, 65, 69, 74, 77, 81, 77, 74,
@@ -62,7 +62,7 @@ def test_the_melody_track_is_picked(band):
 
 
 def test_the_heuristics_are_weighted_as_the_document_says(band):
-    from training.melody_extraction import WEIGHTS, TrackNotes, track_features
+    from riffd.training.melody_extraction import WEIGHTS, TrackNotes, track_features
     assert WEIGHTS == {"pitch_variance": 0.4, "distinct_pitches": 0.25, "length_beats": 0.25,
                        "mean_pitch": 0.1}
     tracks = read_midi_tracks(band)
@@ -120,7 +120,7 @@ def test_drum_banks_percussive_programs_and_drum_names_are_never_the_melody(tmp_
 
 
 def test_track_names_that_mean_drums_or_melody():
-    from training.melody_extraction import DRUM_NAME, MELODY_NAME
+    from riffd.training.melody_extraction import DRUM_NAME, MELODY_NAME
     drums = ["Drums", "Drum Kit", "Perc 2", "Percussion", "Snare", "Toms", "Hi-Hat", "Kit"]
     pitched = ["Steel Drums", "Percussive Organ", "Tomorrow", "Piano", "Bass", "Strings"]
     assert [n for n in drums + pitched if DRUM_NAME.search(n)] == drums

@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from engine.melody_representation import Note
-from engine.pianoroll import OCTAVE_CUT, PitchRange, notes_to_roll
-from training.metrics import (compare, empty_bars, histogram_distance, pitch_class_histogram,
+from riffd.engine.melody_representation import Note
+from riffd.engine.pianoroll import OCTAVE_CUT, PitchRange, notes_to_roll
+from riffd.training.metrics import (compare, empty_bars, histogram_distance, pitch_class_histogram,
                               pitch_entropy, qualified_notes, roll_metrics, to_bars,
                               used_pitch_classes)
 

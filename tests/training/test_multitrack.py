@@ -15,16 +15,16 @@ from pathlib import Path
 import mido
 import pytest
 
-from engine.melody_representation import STEP_BEATS, Note
-from training.corpus import REPORT_NAME
-from training.melody_config import MelodyDataConfig
-from training.melody_data import encode_corpus as encode_melody, fit_duration
-from engine.pianoroll import notes_to_roll
-from training.melody_extraction import (DRUM_CHANNEL, GRID_TOLERANCE_BEATS, all_pitched_notes,
+from riffd.engine.melody_representation import STEP_BEATS, Note
+from riffd.training.corpus import REPORT_NAME
+from riffd.training.melody_config import MelodyDataConfig
+from riffd.training.melody_data import encode_corpus as encode_melody, fit_duration
+from riffd.engine.pianoroll import notes_to_roll
+from riffd.training.melody_extraction import (DRUM_CHANNEL, GRID_TOLERANCE_BEATS, all_pitched_notes,
                                         extract_melody, melody_choice, quantize, read_midi,
                                         skyline)
-from training.multilabel_config import MultilabelDataConfig
-from training.multilabel_data import load_roll_corpus
+from riffd.training.multilabel_config import MultilabelDataConfig
+from riffd.training.multilabel_data import load_roll_corpus
 
 FOLDER = Path(__file__).resolve().parents[1] / "data" / "multitrack"
 MANIFEST = json.loads((FOLDER / "manifest.json").read_text())
@@ -152,7 +152,7 @@ def test_melody_and_multilabel_corpora_keep_the_folder_and_name_what_they_leave(
 def test_riffd_train_on_the_folder_writes_the_report_beside_the_checkpoint(tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "training", "train", "configs/melody_erk.toml",
+        [sys.executable, "-m", "riffd.training", "train", "configs/melody_erk.toml",
          "--set", f'data.corpus=["{FOLDER}"]', "--set", f'data.cache_dir="{tmp_path}/cache"',
          "--set", "model.hidden_size=16", "--set", "model.embed_dim=8",
          "--set", "train.epochs=1", "--set", "train.batch_size=8", "--set", "train.threads=1",
@@ -167,17 +167,17 @@ def test_riffd_train_on_the_folder_writes_the_report_beside_the_checkpoint(tmp_p
 
 
 def test_list_corpora_names_every_corpus_and_its_families():
-    result = subprocess.run([sys.executable, "-m", "training", "train", "--list-corpora"],
+    result = subprocess.run([sys.executable, "-m", "riffd.training", "train", "--list-corpora"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    from training.corpora import CORPUS_KINDS
-    from training.families import TRAINING_FAMILIES
+    from riffd.training.corpora import CORPUS_KINDS
+    from riffd.training.families import TRAINING_FAMILIES
     assert {f for kind in CORPUS_KINDS for f in kind.families} == set(TRAINING_FAMILIES)
     for kind in CORPUS_KINDS:
         block = text.split(kind.spelling, 1)[1].split("\n\n", 1)[0]
         assert f"families: {', '.join(kind.families)}" in block
     assert "bach_chorales = chorales" in text and "render:chorales = chorales" in text
-    help_text = subprocess.run([sys.executable, "-m", "training", "train", "--help"], cwd=ROOT,
+    help_text = subprocess.run([sys.executable, "-m", "riffd.training", "train", "--help"], cwd=ROOT,
                                capture_output=True, text=True, timeout=120).stdout
     assert "--list-corpora" in help_text and "essen:NAME" in help_text

@@ -1,6 +1,6 @@
 import pytest
 
-from training.recipe import RecipeError, apply_override, load_recipe
+from riffd.training.recipe import RecipeError, apply_override, load_recipe
 
 RECIPE = "configs/melody_erk.toml"
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.loading import BUNDLED_MODEL
+from riffd.engine.loading import BUNDLED_MODEL
 from tests.training.render_models import tiny_checkpoints
-from training.cli import main as cli_main
-from training.render_seed import read_seed_midi
+from riffd.training.cli import main as cli_main
+from riffd.training.render_seed import read_seed_midi
 
 SEED = Path("daemon/data/seed_phrase_eb.mid")            # E-flat major, 11 notes
 SPECTRAL = Path("engine/models/spectral_default.safetensors")

@@ -2,13 +2,13 @@
 import pytest
 import torch
 
-from engine.checkpoint import load_checkpoint, read_metadata
-from engine.loading import load_generator
-from engine.melody_representation import Note
-from training.chorales import ChoraleSettings, load_chorales, piece_bars
-from engine.pianoroll import OCTAVE_CUT
-from training.recipe import RecipeError, load_recipe
-from training.train_gan import train
+from riffd.engine.checkpoint import load_checkpoint, read_metadata
+from riffd.engine.loading import load_generator
+from riffd.engine.melody_representation import Note
+from riffd.training.chorales import ChoraleSettings, load_chorales, piece_bars
+from riffd.engine.pianoroll import OCTAVE_CUT
+from riffd.training.recipe import RecipeError, load_recipe
+from riffd.training.train_gan import train
 
 TINY_MODEL = {
     "gan_cnn": ["model.channels=16"],

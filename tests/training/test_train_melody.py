@@ -6,12 +6,12 @@ import shutil
 import pytest
 import torch
 
-from engine.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
-from engine.loading import load_generator
-from engine.melody_representation import Note
-from training.cli import main as train_main
-from training.recipe import load_recipe
-from training.train_melody import train
+from riffd.engine.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from riffd.engine.loading import load_generator
+from riffd.engine.melody_representation import Note
+from riffd.training.cli import main as train_main
+from riffd.training.recipe import load_recipe
+from riffd.training.train_melody import train
 
 SMALL = ["data.corpus=[\"essen:erk5\"]", "model.hidden_size=48", "model.embed_dim=16",
          "train.epochs=4", "train.batch_size=16", "train.stride=8", "train.learning_rate=0.01",

@@ -4,12 +4,12 @@ import shutil
 import pytest
 import torch
 
-from engine.checkpoint import load_checkpoint, read_metadata
-from engine.loading import load_generator
-from engine.melody_representation import Note
-from training.cli import main as train_main
-from training.recipe import load_recipe
-from training.train_multilabel import train
+from riffd.engine.checkpoint import load_checkpoint, read_metadata
+from riffd.engine.loading import load_generator
+from riffd.engine.melody_representation import Note
+from riffd.training.cli import main as train_main
+from riffd.training.recipe import load_recipe
+from riffd.training.train_multilabel import train
 
 SMALL = ["data.max_songs=6", "model.hidden_size=32", "model.dense_size=32",
          "model.attention_window=16", "model.dropout=0.0", "model.lstm_dropout=0.0",

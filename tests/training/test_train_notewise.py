@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from engine.checkpoint import load_checkpoint, read_metadata
-from engine.loading import load_generator
-from engine.melody_representation import Note
-from training.cli import main as train_main
-from training.recipe import RecipeError, load_recipe
-from training.train_notewise import train
+from riffd.engine.checkpoint import load_checkpoint, read_metadata
+from riffd.engine.loading import load_generator
+from riffd.engine.melody_representation import Note
+from riffd.training.cli import main as train_main
+from riffd.training.recipe import RecipeError, load_recipe
+from riffd.training.train_notewise import train
 
 SMALL = ['data.corpus=["essen:erk5"]', "model.hidden_size=32", "model.pitch_embed_dim=16",
          "model.dense_size=32", "model.cnn_channels=16", "model.attention_window=8",

@@ -8,14 +8,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine.checkpoint import load_checkpoint, read_metadata
-from engine.loading import load_generator, load_model
-from training.audio_corpus import AudioCorpusError, load_audio_corpus, read_audio
-from training.cli import main as training_main
-from training.recipe import load_recipe
-from training.spectral_eval import evaluate
-from training.spectral_render import render
-from training.train_spectral import train
+from riffd.engine.checkpoint import load_checkpoint, read_metadata
+from riffd.engine.loading import load_generator, load_model
+from riffd.training.audio_corpus import AudioCorpusError, load_audio_corpus, read_audio
+from riffd.training.cli import main as training_main
+from riffd.training.recipe import load_recipe
+from riffd.training.spectral_eval import evaluate
+from riffd.training.spectral_render import render
+from riffd.training.train_spectral import train
 
 # 8 kHz, 400-sample frames (50 ms) every 200 samples, half spectrum: D = 402
 SMALL = ["data.sample_rate=8000", "data.frame_size=400", "data.hop=200", 'data.spectrum="half"',
