@@ -195,7 +195,7 @@ COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
         ArgSpec("play", "bool", default=True, doc="answer the seed at once"),
         VOICE_ARG,
     )),
-    CommandSpec("panic", "All notes off, now."),
+    CommandSpec("panic", "All notes off, now.", args=(VOICE_ARG,)),
     CommandSpec("shutdown", "Stop the daemon."),
     CommandSpec("clock", "Choose the clock source, clock output and transport.", args=(
         ArgSpec("source", "str", choices=("internal", "midi", "link"),

@@ -536,17 +536,25 @@ class Riffd:
         return {"playing": False}
 
     def _panic(self, cmd, args) -> dict:
-        """Silence everything now: every voice stops (``start`` or a new phrase plays again),
-        every sounding note gets its note-off, then CC 123 (all notes off) and CC 120 (all
-        sound off) go out on all 16 channels. The clock and its MIDI clock out run on."""
-        voices = self.voices.select(None)
+        """Silence now. Without ``voice``: every voice stops (``start`` or a new phrase plays
+        again), every sounding note gets its note-off, then CC 123 (all notes off) and CC 120
+        (all sound off) go out on all 16 channels. With ``voice``: that voice stops and its
+        notes end; CC 123/120 go out on its channel unless another voice plays there. The clock
+        and its MIDI clock out run on."""
+        name = args.get("voice")
+        voices = self.voices.select(name)
         for voice in voices:            # no voice schedules a note once panic has sent its offs
             if not voice.halt(wait_s=PANIC_WAIT_S):
                 log.warning("panic: voice %s did not stop within %.1f s", voice.name,
                             PANIC_WAIT_S)
-        self.scheduler.all_notes_off()
+        if name is None:
+            self.scheduler.all_notes_off()
+            channels = range(16)
+        else:                           # halt has ended this voice's notes
+            others = {v.settings.channel for v in self.voices.select(None) if v.name != name}
+            channels = [c - 1 for c in {voices[0].settings.channel} - others]
         at = self.scheduler.safe_time()           # after the note-offs just handed over
-        for channel in range(16):
+        for channel in channels:
             self.scheduler.send_message([0xB0 | channel, CC_ALL_NOTES_OFF, 0], at)
             self.scheduler.send_message([0xB0 | channel, CC_ALL_SOUND_OFF, 0], at)
         return {"sounding": sum(self.scheduler.sounding().values()),

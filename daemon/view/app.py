@@ -53,7 +53,8 @@ class RiffdView(App):
         Binding("down", "select(1)", "next voice"),
         Binding("s", "command('start')", "start"),
         Binding("x", "command('stop')", "stop"),
-        Binding("p", "panic", "panic (all)"),
+        Binding("p", "command('panic')", "panic"),
+        Binding("P", "panic", "panic (all)"),
         Binding("t", "temperature(-1)", "temp −"),
         Binding("T", "temperature(1)", "temp +"),
         Binding("d", "density(-1)", "density −"),
@@ -193,6 +194,7 @@ class RiffdView(App):
             self.feed.send(cmd, voice=v.name)
 
     def action_panic(self) -> None:
+        """Every voice: notes off, CC 123/120 on all 16 channels."""
         self.feed.send("panic")
 
     def action_temperature(self, direction: int) -> None:

@@ -142,3 +142,51 @@ def test_panic_ends_every_note_sends_cc_123_and_120_and_stops_the_voices(riffd, 
         k = (m[0] & 0x0F, m[1])
         on[k] = on.get(k, 0) + (1 if m[0] & 0xF0 == 0x90 and m[2] else -1)
     assert all(v <= 0 for v in on.values()), on
+
+
+def test_panic_of_one_voice_ends_its_notes_and_leaves_the_other_playing(riffd, events):
+    with MidiPeer("panic-one-peer") as peer:
+        peer.connect("riffd-seed:out", None)
+        with riffd.client() as c:
+            c.request("add_voice", name="bass", channel=3, mode="continuous", low=36, high=55)
+            try:
+                c.start()
+                assert wait_until(lambda: len([e for e in events.items
+                                               if e["voice"] == "bass"]) >= 4, 10)
+                reply = c.request("panic", voice="bass")
+                panicked = time.monotonic()
+                assert reply["stopped"] == ["bass"]
+                states = {v["name"]: v["state"] for v in c.status()["voices"]}
+                assert states["bass"] == "idle" and states["main"] != "idle"
+                # main plays on, bass is silent
+                assert wait_until(lambda: len([e for e in events.between(panicked + 0.1, 1e12)
+                                               if e["voice"] == "main"]) >= 4, 10)
+                assert not [e for e in events.between(panicked + 0.1, 1e12)
+                            if e["voice"] == "bass"]
+                # CC 123 and 120 on the bass channel (3 → status nibble 2) only
+                assert peer.wait_for(lambda rs: sum(r.message[:2] == [0xB2, cc]
+                                                    for r in rs for cc in (120, 123)) >= 2, 5)
+                c.stop()
+            finally:
+                c.request("remove_voice", name="bass")
+    assert wait_until(lambda: not peer_sounding(peer.received(), channel=2), 1)
+    played = [r.message for r in peer.received()]
+    first_note = next(i for i, m in enumerate(played) if m[0] & 0xF0 == 0x90)
+    # (a receiver that connects before riffd's first note gets CC 123/120 on every channel)
+    ccs = {(m[0] & 0x0F, m[1]) for m in played[first_note:]
+           if m[0] & 0xF0 == 0xB0 and m[1] in (120, 123)}
+    assert ccs == {(2, 120), (2, 123)}
+
+
+def peer_sounding(received, channel: int) -> dict:
+    """Notes still on at the receiver on ``channel`` (0-based), counting CC 123 as all off."""
+    on = {}
+    for r in received:
+        m = r.message
+        if len(m) != 3 or m[0] & 0x0F != channel:
+            continue
+        if m[0] & 0xF0 == 0xB0 and m[1] == 123:
+            on.clear()
+        elif m[0] & 0xF0 in (0x80, 0x90):
+            on[m[1]] = on.get(m[1], 0) + (1 if m[0] & 0xF0 == 0x90 and m[2] else -1)
+    return {p: n for p, n in on.items() if n > 0}
