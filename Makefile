@@ -7,8 +7,10 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 # python3-zmq: the tests' second user (nobody) cannot run .venv, so its client runs on Debian's
 # /usr/bin/python3 (tests/reliability/test_other_user.py)
-DEBIAN_PACKAGES := jackd2 libportaudio2 fluidsynth python3-zmq
-MACOS_PACKAGES  := jack portaudio fluid-synth
+# tmux: the live view's test drives `riffd view` in a tmux pane; iproute2: the Link tests bring
+# up the loopback interface of a private network namespace (`ip link`)
+DEBIAN_PACKAGES := jackd2 libportaudio2 fluidsynth python3-zmq tmux iproute2
+MACOS_PACKAGES  := jack portaudio fluid-synth tmux
 
 .PHONY: demo test setup system-deps train bench stress soak clean
 
@@ -31,6 +33,8 @@ system-deps:
 	@missing=""; \
 	command -v jackd >/dev/null 2>&1 || missing="$$missing jackd2"; \
 	command -v fluidsynth >/dev/null 2>&1 || missing="$$missing fluidsynth"; \
+	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
+	[ "$$(uname)" = Darwin ] || command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	{ ldconfig -p 2>/dev/null | grep -q libportaudio.so.2; } || [ "$$(uname)" = Darwin ] || missing="$$missing libportaudio2"; \
 	[ "$$(uname)" = Darwin ] || /usr/bin/python3 -c "import zmq" 2>/dev/null || missing="$$missing python3-zmq"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
