@@ -119,6 +119,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          f"--endpoint: {DEFAULT_EVENTS}, or the next port of a tcp one)")
 
 
+# How long `riffd ctl` waits for an answer, seconds: commands that load a model answer when it is
+# loaded (a large checkpoint on a busy machine takes many seconds); the others at once.
+QUICK_TIMEOUT_S = 2.0
+SLOW_TIMEOUT_S = 60.0
+SLOW_COMMANDS = ("load_model", "add_voice", "list_models")
+
+
 def _add_common(p: argparse.ArgumentParser, with_defaults: bool) -> None:
     def default(value: Any) -> Any:
         return value if with_defaults else argparse.SUPPRESS
@@ -126,8 +133,10 @@ def _add_common(p: argparse.ArgumentParser, with_defaults: bool) -> None:
                    metavar="URL",
                    help=f"the daemon's control endpoint (default {DEFAULT_CONTROL}, or "
                         f"/tmp/riffd-$UID/control without XDG_RUNTIME_DIR)")
-    p.add_argument("--timeout", dest="ctl_timeout", type=float, default=default(2.0),
-                   metavar="SECONDS", help="seconds to wait for an answer (default 2)")
+    p.add_argument("--timeout", dest="ctl_timeout", type=float, default=default(None),
+                   metavar="SECONDS",
+                   help=f"seconds to wait for an answer (default {QUICK_TIMEOUT_S:g}; "
+                        f"{SLOW_TIMEOUT_S:g} for {', '.join(SLOW_COMMANDS)}, which read model files)")
 
 
 def _command_epilog(spec) -> str:
@@ -154,8 +163,11 @@ def _row(a: ArgSpec) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run the ``ctl`` sub-command parsed into ``args``; return the exit status."""
     cmd = args.ctl_command
+    timeout_s = args.ctl_timeout
+    if timeout_s is None:
+        timeout_s = SLOW_TIMEOUT_S if cmd in SLOW_COMMANDS else QUICK_TIMEOUT_S
     try:
-        with RiffdClient(args.ctl_endpoint, timeout_s=args.ctl_timeout) as client:
+        with RiffdClient(args.ctl_endpoint, timeout_s=timeout_s) as client:
             if cmd == "events":
                 return _events(client, args)
             result = client.request(cmd, **_request_args(cmd, args))
