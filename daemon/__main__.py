@@ -1,6 +1,10 @@
 """``python -m riffd.daemon`` is the ``riffd`` command."""
 import sys
 
-from riffd.daemon.cli import main
+try:
+    from riffd.daemon.cli import main
+except KeyboardInterrupt:          # Ctrl-C while Python is still importing: no traceback
+    print("riffd: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

@@ -201,6 +201,16 @@ def _offline(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``riffd`` command; returns its exit status (130 after Ctrl-C before the command's own
+    handling of it is in place, e.g. while torch is still being imported)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("riffd: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in OFFLINE_COMMANDS:
         return _offline(argv)
