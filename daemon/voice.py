@@ -37,6 +37,7 @@ from riffd.daemon.plan import Plan
 from riffd.engine.generator import Step
 from riffd.engine.melody_generator import Constraints
 from riffd.engine.melody_representation import Note
+from riffd.engine.motif_memory import MotifMemory
 from riffd.engine.seed_profile import Dynamics, density_limit, register, register_window
 
 IDLE, ANSWERING, PLAYING, FOLLOWING = "idle", "answering", "playing", "following"
@@ -79,6 +80,10 @@ class VoiceSettings:
     instead of ``velocity`` (when the seed's velocities are known); ``follow_density``
     (when ``density`` is 0) spaces note starts so that there are at most 2 × the seed's
     notes per bar, evenly.
+
+    Structure (continuous playing): ``repeat`` (0–1) is the probability that the next phrase
+    of ``motif_bars`` bars plays an earlier phrase again (sometimes moved a scale step or two),
+    so motifs come back; 0 = never, as the model plays on its own (engine/motif_memory.py).
     """
 
     channel: int = 1
@@ -99,6 +104,8 @@ class VoiceSettings:
     follow_register: bool = True
     follow_dynamics: bool = True
     follow_density: bool = True
+    repeat: float = 0.5
+    motif_bars: int = 4
     output_latency_ms: float = 0.0
 
 
@@ -117,6 +124,10 @@ def check_settings(s: VoiceSettings) -> None:
         raise ValueError(f"channel must be 1..16, not {s.channel}")
     if s.low > s.high:
         raise ValueError(f"low ({s.low}) must not be above high ({s.high})")
+    if not 0.0 <= s.repeat <= 1.0:
+        raise ValueError(f"repeat must be 0..1 (the chance a phrase comes back), not {s.repeat}")
+    if not 1 <= s.motif_bars <= 16:
+        raise ValueError(f"motif_bars must be 1..16 bars, not {s.motif_bars}")
     check_output_latency_ms(s.output_latency_ms)
 
 
@@ -158,6 +169,7 @@ class Voice:
         self._begin_beat = 0.0                     # where the current answer/play began
         self._last_start_beat = -math.inf          # the latest note start let through
         self._left_out: set[int] = set()           # generator pitches thinning left out
+        self.motifs = MotifMemory(seed)            # phrases played, recalled when playing on
         self.steps_generated = 0
         self.errors = 0                            # model steps (or commands) that raised
         self.last_error: str | None = None
@@ -368,6 +380,7 @@ class Voice:
 
     def _begin(self, mode: str, start_beat: float, end_beat: float) -> None:
         self._cursor = start_beat
+        self.motifs.reset()                        # phrases count from here
         self._begin_beat = start_beat
         self._last_start_beat = -math.inf
         self._end_beat = end_beat
@@ -427,7 +440,10 @@ class Voice:
                 self._install(self._swap, self._cursor)
                 self._swap = None
             started = time.perf_counter()
-            step = self.generator.next_step()
+            if self.mode == PLAYING:
+                step = self.motifs.next_step(self.generator)      # may recall a phrase
+            else:
+                step = self.generator.next_step()
             self.step_seconds.append(time.perf_counter() - started)
             self.steps_generated += 1
             if self._skip_silence > 0:
@@ -435,8 +451,19 @@ class Voice:
                     self._skip_silence -= 1
                     continue                   # not played: the cursor stays where it is
                 self._skip_silence = 0
-            self._emit(self._thin(step))
+            step = self._thin(step)
+            self._emit(step)
+            if self.mode == PLAYING:
+                self._remember(step)
             self._cursor += self.generator.step_beats
+
+    def _remember(self, step: Step) -> None:
+        """Tell the motif memory that ``step`` was played (continuous playing)."""
+        s, g = self.settings, self.generator
+        c = getattr(g, "constraints", None)
+        self.motifs.played(step, round(self.clock.beats_per_bar / g.step_beats), s.repeat,
+                           s.motif_bars, scale=getattr(c, "scale", None), tonic=g.key.tonic,
+                           low=getattr(c, "low", 0), high=getattr(c, "high", 127))
 
     def _at_bar_line(self) -> bool:
         bar = self.clock.beats_per_bar
