@@ -94,6 +94,40 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor],
     return path
 
 
+STORAGE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
+
+
+def store_weights(source: str | Path, destination: str | Path, dtype: str = "float16"
+                  ) -> Path:
+    """Copy a checkpoint's model weights (not its training state, ``_optim.…``) into
+    ``destination`` with floating-point tensors stored as ``dtype`` ("float16" halves the
+    bytes). The metadata records ``storage: {dtype, runs_in}``; :func:`restore_dtype` (used by
+    every loader) gives the weights back in the dtype the model runs in (float32)."""
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"storage dtype must be one of {', '.join(STORAGE_DTYPES)}, "
+                         f"not {dtype!r}")
+    tensors, metadata = load_checkpoint(source)
+    runs_in = metadata.get("storage", {}).get("runs_in", "float32")
+    weights = {name: (t.to(STORAGE_DTYPES[dtype]) if t.is_floating_point() else t)
+               for name, t in tensors.items() if not name.startswith("_")}
+    return save_checkpoint(destination, weights,
+                           {**metadata, "storage": {"dtype": dtype, "runs_in": runs_in}})
+
+
+def restore_dtype(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]
+                  ) -> dict[str, torch.Tensor]:
+    """Floating-point weights in the dtype the model runs in (metadata ``storage.runs_in``,
+    float32 when absent): a float16-stored checkpoint loads as the float32 model it came from,
+    each weight rounded once to float16."""
+    storage = metadata.get("storage") if isinstance(metadata.get("storage"), dict) else {}
+    runs_in = STORAGE_DTYPES.get(storage.get("runs_in", "float32"))
+    if runs_in is None:
+        raise CheckpointError(f"the checkpoint's weights run in {storage.get('runs_in')!r}; "
+                              f"this riffd runs {', '.join(STORAGE_DTYPES)}: upgrade riffd")
+    return {name: (t.to(runs_in) if t.is_floating_point() and t.dtype != runs_in else t)
+            for name, t in tensors.items()}
+
+
 def read_metadata(path: str | Path, limits: ModelLimits | None = None) -> dict[str, Any]:
     """Read only the metadata document of a checkpoint (fast: the weights are not read).
 

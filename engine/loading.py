@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 
 from riffd.engine.checkpoint import (DEFAULT_LIMITS, CheckpointError, CheckpointReader, ModelLimits,
-                               check_param_count)
+                               check_param_count, restore_dtype)
 from riffd.engine.devices import resolve_device
 from riffd.engine.melody_generator import MelodyGenerator
 from riffd.engine.melody_lstm import FAMILY as MELODY_FAMILY, MelodyLSTM, MelodyLSTMConfig
@@ -35,7 +35,36 @@ from riffd.engine.multilabel_lstm import FAMILY as MULTILABEL_FAMILY, Multilabel
 from riffd.engine.notewise_generator import make_notewise_generator
 from riffd.engine.notewise_lstm import FAMILY as NOTEWISE_FAMILY, NotewiseLSTM, NotewiseLSTMConfig
 
-BUNDLED_MODEL = Path(__file__).parent / "models" / "melody_erk.safetensors"
+BUNDLED_DIR = Path(__file__).parent / "models"
+BUNDLED_MODEL = BUNDLED_DIR / "melody_erk.safetensors"
+BUNDLED_PREFIX = "bundled:"
+
+
+def bundled_models() -> dict[str, Path]:
+    """The models inside the riffd package by name (file name without .safetensors):
+    melody_erk, notewise_n2_folk, multilabel_m5_chorales, gan_cnn_chorales, spectral_default."""
+    return {p.stem: p for p in sorted(BUNDLED_DIR.glob("*.safetensors"))}
+
+
+def resolve_model_path(model: str | Path | None) -> Path:
+    """The checkpoint a voice's ``model`` names: None or "" = the bundled melody model; a
+    bundled model's name (``gan_cnn_chorales`` or ``bundled:gan_cnn_chorales``) = that file
+    inside the package; anything else is a path. An unknown bundled name raises
+    CheckpointError listing the bundled models."""
+    if model is None or model == "":
+        return BUNDLED_MODEL
+    text = str(model)
+    name = text[len(BUNDLED_PREFIX):] if text.startswith(BUNDLED_PREFIX) else None
+    if name is None and not isinstance(model, Path) and "/" not in text and "\\" not in text \
+            and not text.endswith(".safetensors"):
+        name = text
+    if name is None:
+        return Path(model)
+    bundled = bundled_models()
+    if name not in bundled:
+        raise CheckpointError(f"no bundled model called {name!r}; the bundled models are "
+                              f"{', '.join(bundled)} (or give the path of a .safetensors file)")
+    return bundled[name]
 
 
 @dataclass(frozen=True)
@@ -176,7 +205,8 @@ def load_model(path: str | Path, limits: ModelLimits = DEFAULT_LIMITS,
             raise CheckpointError(f"{path}: the weights do not fit the stored {family} config "
                                   f"({_shape_difference(shapes, stored)}); the file is damaged.")
         tensors = reader.load_tensors()
-    weights = {k: v for k, v in tensors.items() if not k.startswith("_")}   # "_optim." etc.
+    weights = restore_dtype({k: v for k, v in tensors.items() if not k.startswith("_")},
+                            metadata)          # "_optim." etc. left out; float16 → float32
     for name, tensor in weights.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{path}: weight {name!r} holds NaN or infinite values (the "
@@ -204,9 +234,10 @@ def _shape_difference(expected: dict, stored: dict) -> str:
 
 def load_generator(path: str | Path | None = None, device: str = "auto",
                    limits: ModelLimits = DEFAULT_LIMITS, kind: str | None = None):
-    """Load a checkpoint (the bundled melody model when ``path`` is None) as a generator;
-    ``limits`` and ``kind`` as for :func:`load_model`."""
-    path = Path(path) if path is not None else BUNDLED_MODEL
+    """Load a checkpoint (the bundled melody model when ``path`` is None, a bundled model by
+    its name, see :func:`resolve_model_path`) as a generator; ``limits`` and ``kind`` as for
+    :func:`load_model`."""
+    path = resolve_model_path(path)
     model, metadata = load_model(path, limits, kind)
     generator = MODEL_FAMILIES[metadata["family"]].make_generator(
         model, metadata, resolve_device(device))
