@@ -40,7 +40,19 @@ def _train_parser(sub) -> None:
                    metavar="SECTION.KEY=VALUE", help="override a recipe value (repeatable)")
     p.add_argument("--resume", action="store_true",
                    help="continue from last.safetensors in the output folder")
-    p.add_argument("--output", help="output folder (same as --set train.output_dir=...)")
+    p.add_argument("-o", "--output", help="output folder (same as --set train.output_dir=...); "
+                   "with --from-recordings, the fine-tuned checkpoint (.safetensors) or its "
+                   "folder (default runs/finetuned/NAME.safetensors, NAME the recordings "
+                   "folder's)")
+    p.add_argument("--from-recordings", metavar="FOLDER",
+                   help="fine-tune a melody model on the phrases you played in the riffd "
+                        "recordings (record start/stop) under FOLDER")
+    p.add_argument("--base", metavar="MODEL",
+                   help="with --from-recordings: the melody checkpoint to start from "
+                        "(default: the bundled melody model)")
+    p.add_argument("--steps", type=int, default=300,
+                   help="with --from-recordings: training steps (default 300, a few minutes "
+                        "on a CPU)")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
 
 
@@ -59,9 +71,35 @@ def _offline_command(args, target: str, verb: str) -> int:
     return 0
 
 
+def finetune_command(args) -> int:
+    """``riffd train --from-recordings FOLDER [--base MODEL] [-o OUT]``."""
+    from pathlib import Path
+
+    from riffd.engine.checkpoint import CheckpointError
+    from riffd.training.finetune import finetune
+    output = args.output
+    if output and not output.endswith(".safetensors"):
+        output = str(Path(output) / f"{Path(args.from_recordings).resolve().name}.safetensors")
+    try:
+        result = finetune(args.from_recordings, args.base, output, steps=args.steps)
+    except (CheckpointError, ValueError, OSError) as exc:
+        print(f"riffd train: {exc}", file=sys.stderr)
+        return 2
+    print(f"fine-tuned on {result.phrases} phrases from {result.files} recordings in "
+          f"{result.seconds:.0f} s ({result.loss_bits_before:.2f} -> "
+          f"{result.loss_bits_after:.2f} bits/token on them): {result.path}\n"
+          f"play it: riffd ctl load_model model={result.path}")
+    return 0
+
+
 def train_command(args) -> int:
     from riffd.training.families import resolve, training_family
     from riffd.training.recipe import RecipeError, load_recipe
+    if args.from_recordings:
+        return finetune_command(args)
+    if args.base:
+        print("riffd train: --base goes with --from-recordings FOLDER", file=sys.stderr)
+        return 2
     if args.list_corpora:
         from riffd.training.corpora import list_corpora_text
         print(list_corpora_text())
