@@ -12,7 +12,7 @@ TORCH  ?= torch==2.13.0
 DEBIAN_PACKAGES := jackd2 libportaudio2 fluidsynth python3-zmq tmux iproute2
 MACOS_PACKAGES  := jack portaudio fluid-synth tmux
 
-.PHONY: demo test setup system-deps train bench stress soak clean
+.PHONY: demo test setup system-deps train wheel bench stress soak clean
 
 demo: setup
 	$(PY) -m riffd.daemon demo
@@ -49,7 +49,12 @@ system-deps:
 	fi
 
 train: setup
-	$(PY) -m riffd.training train configs/melody_erk.toml
+	$(PY) -m riffd.training train melody_erk
+
+# the wheel users install (pip install dist/riffd-*.whl); tests/test_package.py installs it into a
+# fresh virtualenv and runs riffd from another folder
+wheel: setup
+	$(PY) -m pip wheel --no-deps --no-build-isolation --wheel-dir dist .
 
 # bench: the short benchmarks (minutes). stress and soak run long: 20 and 60 minutes.
 LONG_BENCHMARKS := stress_timing.py soak.py
@@ -68,4 +73,4 @@ soak: setup
 	$(PY) benchmarks/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf out runs .cache
+	rm -rf out runs .cache build dist

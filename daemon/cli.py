@@ -26,7 +26,7 @@ EPILOG = """commands:
   view    watch and drive a running daemon live: voices, piano roll, plan, clock, counters
   demo    set everything up, play a phrase into riffd, record its answer to out/
   calibrate  measure a synth's MIDI loop and suggest --output-latency-ms
-  train   train a model from a recipe: riffd train configs/melody_erk.toml
+  train   train a model from a recipe: riffd train melody_erk (riffd train --list)
   eval    evaluate a checkpoint on held-out data
   render  generate offline from a checkpoint
 
@@ -35,7 +35,7 @@ Run `riffd COMMAND --help` for the options of each command."""
 SERVE_EPILOG = """examples:
   riffd serve                                  # bundled melody model, MIDI on riffd:out / riffd:in
   riffd serve --model runs/melody_erk/best.safetensors --tempo 96 --length 8
-  riffd serve --config configs/serve.toml --midi-api jack
+  riffd serve --config serve --midi-api jack    # a shipped config by name, or a .toml path
   riffd serve --mode follow --monitor          # play along note by note; hear it at once
   riffd serve --clock-source midi              # follow the DAW's MIDI clock on riffd:in
   riffd serve --link --link-start-stop         # join an Ableton Link session (LAN multicast)
@@ -50,7 +50,8 @@ SIGINT/SIGTERM or `riffd ctl shutdown` stop it with every note off."""
 def _serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="run the daemon", description="Run the riffd daemon.",
                        epilog=SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="TOML file with a [serve] table (see configs/serve.toml)")
+    p.add_argument("--config", help="TOML file with a [serve] table, or the name of one that "
+                                    "ships with riffd (serve: every key, commented)")
     p.add_argument("--model", help="checkpoint (.safetensors); default: the bundled melody model")
     p.add_argument("--device", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
     p.add_argument("--midi-api", dest="midi_api",
@@ -230,7 +231,8 @@ def _main(argv: list[str] | None) -> int:
     from riffd.daemon import calibrate
     calibrate.add_arguments(sub.add_parser(
         "calibrate", help="measure a MIDI loop's round trip and suggest --output-latency-ms"))
-    sub.add_parser("train", help="train a model: riffd train configs/melody_erk.toml (see --help)")
+    sub.add_parser("train", help="train a model: riffd train melody_erk; riffd train --list "
+                                 "(see --help)")
     sub.add_parser("eval", help="evaluate a checkpoint on held-out data (see --help)")
     sub.add_parser("render", help="generate offline from a checkpoint (see --help)")
     args = parser.parse_args(argv)

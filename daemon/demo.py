@@ -21,11 +21,13 @@ SEED = Path(__file__).parent / "data" / "seed_phrase_eb.mid"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Play a bundled phrase (E-flat major) into riffd through real MIDI "
-                          "ports, record its answer, and write out/demo.mid, out/demo.wav "
-                          "and out/demo.png.")
+                          "ports, record its answer, and write demo.mid, demo.wav and demo.png "
+                          "into the --out folder (./out by default).")
     parser.epilog = ("Needs JACK (apt-get install jackd2). A private JACK server with the dummy "
                      "driver is started and stopped when none runs.")
-    parser.add_argument("--out", default="out", help="output folder (default out/)")
+    parser.add_argument("--out", default="out", metavar="DIR",
+                        help="folder for demo.mid, demo.wav, demo.png and demo-daemon.log, "
+                             "created if missing (default: ./out, in the current folder)")
     parser.add_argument("--seconds", type=float, default=21.0,
                         help="how long to record from the first seed note (default 21)")
     parser.add_argument("--model", help="checkpoint to serve (default: the bundled model)")
@@ -157,6 +159,6 @@ def run(args: argparse.Namespace) -> int:
           f"{final['counters']['step_ms_p50']:.3f} ms, p99 {final['counters']['step_ms_p99']:.3f} ms; exit status {code}")
     print(f"wrote:    {out / 'demo.mid'}, {out / 'demo.wav'} ({rendered}), {out / 'demo.png'}")
     if code != 0 or not answer or hanging:
-        print("riffd demo: FAILED (see out/demo-daemon.log)", file=sys.stderr)
+        print(f"riffd demo: FAILED (see {out / 'demo-daemon.log'})", file=sys.stderr)
         return 1
     return 0

@@ -75,15 +75,46 @@ CHOICES = {"mode": ("answer", "continuous", "follow"), "answer_on": ("beat", "ba
            "realtime": ("auto", "on", "off")}
 
 
+CONFIGS_PACKAGE = "riffd.configs"           # serve configs (and recipes) shipped as package data
+
+
+def shipped_serve_configs() -> list[str]:
+    """Names of the serve configs that ship with riffd (``serve``, ...): the TOML files of
+    ``riffd.configs`` with a ``[serve]`` or ``[[voice]]`` table (the others are recipes)."""
+    import importlib.resources
+    names = []
+    for entry in importlib.resources.files(CONFIGS_PACKAGE).iterdir():
+        if entry.name.endswith(".toml"):
+            document = tomllib.loads(entry.read_text(encoding="utf-8"))
+            if {"serve", "voice"} & set(document):
+                names.append(entry.name[:-len(".toml")])
+    return sorted(names)
+
+
+def _config_text(path: str | Path) -> str:
+    """A serve config's text: the file at ``path`` when it exists, else the shipped config of
+    that name (``serve``, ``serve.toml`` or ``configs/serve.toml`` outside a checkout)."""
+    path = Path(path)
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    name = path.name[:-len(".toml")] if path.name.endswith(".toml") else path.name
+    shipped = shipped_serve_configs()
+    if name in shipped and (len(path.parts) == 1 or path.parent.name == "configs"):
+        import importlib.resources
+        return (importlib.resources.files(CONFIGS_PACKAGE) / f"{name}.toml").read_text(
+            encoding="utf-8")
+    raise ServeConfigError(f"config {path} does not exist: give the path of a .toml file or "
+                           f"the name of a shipped one ({', '.join(shipped)})")
+
+
 def load_serve_config(path: str | Path | None) -> ServeConfig:
-    """Read ``[serve]`` from a TOML file (all keys optional); no path gives the defaults."""
+    """Read ``[serve]`` from a TOML file, by path or by the name of a shipped config
+    (``serve``), all keys optional; no path gives the defaults."""
     cfg = ServeConfig()
     if path is None:
         return cfg
     try:
-        document = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ServeConfigError(f"config {path} does not exist") from None
+        document = tomllib.loads(_config_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ServeConfigError(f"{path} is not valid TOML: {exc}") from None
     table = document.get("serve", {})

@@ -11,10 +11,12 @@ import os
 import sys
 
 TRAIN_EPILOG = """examples:
-  riffd train configs/melody_erk.toml
-  riffd train configs/melody_erk.toml --set train.epochs=5 --set model.hidden_size=128
-  riffd train configs/melody_erk.toml --resume
-  riffd train configs/melody_erk.toml --set 'data.corpus=["my_midi_folder"]'
+  riffd train --list                 # the recipes that ship with riffd, and what each trains
+  riffd train melody_erk
+  riffd train melody_erk --set train.epochs=5 --set model.hidden_size=128
+  riffd train melody_erk --resume
+  riffd train --show melody_erk > my.toml && riffd train my.toml
+  riffd train melody_erk --set 'data.corpus=["my_midi_folder"]'
   riffd train --list-corpora
 
 Overrides use section.key=value with TOML values (train.learning_rate=3e-4,
@@ -29,10 +31,15 @@ Serve one with: riffd serve --model runs/melody_erk/best.safetensors
 
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model from a TOML recipe",
-                       description="Train a model from a TOML recipe (configs/*.toml).",
+                       description="Train a model from a TOML recipe: the name of one that "
+                                   "ships with riffd (riffd train --list) or a .toml file.",
                        epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", nargs="?",
-                   help="path of a TOML recipe, e.g. configs/melody_erk.toml")
+                   help="a shipped recipe's name (melody_erk) or the path of a .toml file")
+    p.add_argument("--list", dest="list_recipes", action="store_true",
+                   help="list the shipped recipes and what each trains, then exit")
+    p.add_argument("--show", action="store_true",
+                   help="print the recipe's TOML (to copy and edit), then exit")
     p.add_argument("--list-corpora", action="store_true",
                    help="list the corpora (data.corpus entries) and the families that take "
                         "each, then exit")
@@ -104,10 +111,22 @@ def train_command(args) -> int:
         from riffd.training.corpora import list_corpora_text
         print(list_corpora_text())
         return 0
+    if args.list_recipes:
+        from riffd.training.recipe import list_recipes_text
+        print(list_recipes_text())
+        return 0
     if not args.recipe:
-        print("riffd train: name a recipe, e.g. riffd train configs/melody_erk.toml "
-              "(or --list-corpora to see the corpora)", file=sys.stderr)
+        print("riffd train: name a recipe, e.g. riffd train melody_erk (riffd train --list "
+              "shows them; --list-corpora the corpora)", file=sys.stderr)
         return 2
+    if args.show:
+        from riffd.training.recipe import recipe_text
+        try:
+            print(recipe_text(args.recipe)[0], end="")
+        except RecipeError as exc:
+            print(f"riffd train: {exc}", file=sys.stderr)
+            return 2
+        return 0
     overrides = list(args.overrides)
     if args.output:
         overrides.append(f'train.output_dir="{args.output}"')

@@ -7,6 +7,7 @@ Unknown keys and wrong types are errors that list what is known.
 """
 from __future__ import annotations
 
+import importlib.resources
 import tomllib
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -15,6 +16,7 @@ from typing import Any
 
 from riffd.engine.loading import MODEL_FAMILIES
 
+CONFIGS_PACKAGE = "riffd.configs"           # the recipes and serve configs shipped as package data
 # fields of an engine config that the data decides, never set in [model]
 DATA_DECIDED = {"vocab_size", "input_dim", "output_dim", "num_pitches"}
 
@@ -83,13 +85,85 @@ def _apply(recipe: Recipe, section: str, key: str, value: Any) -> None:
         setattr(getattr(recipe, section), key, value)
 
 
+def _bundled_configs():
+    """The folder of TOML files that ships inside the package (``riffd.configs``, mapped from
+    the checkout's ``configs/``): a Traversable, read with importlib.resources."""
+    return importlib.resources.files(CONFIGS_PACKAGE)
+
+
+def _is_recipe(document: dict[str, Any]) -> bool:
+    """A recipe has no ``[serve]`` or ``[[voice]]`` table (those are serve configs)."""
+    return not ({"serve", "voice", "cc"} & set(document))
+
+
+def _summary(text: str, width: int = 100) -> str:
+    """The first sentence of a TOML file's opening comment block, cut to ``width`` characters."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    sentence = " ".join(lines)
+    end = sentence.find(". ")
+    sentence = sentence[:end + 1] if end >= 0 else sentence
+    if len(sentence) > width:
+        sentence = sentence[:width - 1].rsplit(" ", 1)[0] + "…"
+    return sentence
+
+
+def list_recipes() -> list[tuple[str, str, str]]:
+    """(name, family, one line of what it trains) of every recipe shipped in the package, by
+    name. The name is the file's stem: ``riffd train NAME`` reads it."""
+    found = []
+    for entry in sorted(_bundled_configs().iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".toml"):
+            continue
+        text = entry.read_text(encoding="utf-8")
+        document = tomllib.loads(text)
+        if _is_recipe(document):
+            found.append((entry.name[:-len(".toml")], document.get("family", "melody_lstm"),
+                          _summary(text)))
+    return found
+
+
+def list_recipes_text() -> str:
+    """``riffd train --list``: one recipe a line, name, family and what it trains."""
+    recipes = list_recipes()
+    width = max(len(name) for name, _, _ in recipes)
+    family_width = max(len(family) for _, family, _ in recipes)
+    lines = [f"{name:<{width}}  {family:<{family_width}}  {summary}"
+             for name, family, summary in recipes]
+    lines.append("")
+    lines.append("Train one with: riffd train NAME (e.g. riffd train melody_erk); a path to "
+                 "your own .toml works too (start from a copy: riffd train --show NAME > my.toml).")
+    return "\n".join(lines)
+
+
+def recipe_text(name_or_path: str | Path) -> tuple[str, str]:
+    """(text, where) of a recipe given by path or by the name of a shipped recipe.
+
+    A path that exists is read as it is; otherwise a bare name (``melody_erk``, with or
+    without ``.toml``) is looked up in the recipes shipped in the package.
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path.read_text(encoding="utf-8"), str(path)
+    name = path.name[:-len(".toml")] if path.name.endswith(".toml") else path.name
+    known = [recipe for recipe, _, _ in list_recipes()]
+    if name in known and (len(path.parts) == 1 or path.parent.name == "configs"):
+        return (_bundled_configs() / f"{name}.toml").read_text(encoding="utf-8"), name
+    raise RecipeError(f"recipe {name_or_path} does not exist: give the path of a .toml file or "
+                      f"the name of a shipped recipe ({', '.join(known)}; riffd train --list "
+                      "says what each trains)")
+
+
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Read a TOML recipe and apply ``section.key=value`` overrides (values in TOML syntax)."""
-    path = Path(path)
+    """Read a TOML recipe, by path or by the name of a shipped one (``melody_erk``), and apply
+    ``section.key=value`` overrides (values in TOML syntax)."""
+    text, where = recipe_text(path)
+    path = Path(where)
     try:
-        document = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise RecipeError(f"recipe {path} does not exist; the recipes are in configs/") from None
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path} is not valid TOML: {exc}") from None
     from riffd.training.families import training_family
