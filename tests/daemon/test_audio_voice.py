@@ -86,6 +86,7 @@ def test_streams_5_seconds_without_underflow_and_jack_rec_hears_it(controller, t
     assert 0.0 <= after["buffer_seconds"] <= (voice.high + chunk) / voice.rate + 1e-4, (
         after, voice.high, chunk)
     assert after["real_time_factor"] > 1
+    assert after["real_time_factor_cpu"] >= after["real_time_factor"]   # CPU s ≤ wall s
     audio, rate = sf.read(wav)
     assert rate == 48000 and len(audio) >= 3 * 48000
     assert np.sqrt(np.mean(audio ** 2)) > 1e-4                # not silence
