@@ -177,7 +177,7 @@ VOICE_CONTROLS: tuple[ArgSpec, ...] = (
                 "(on by default)"),
     ArgSpec("repeat", "float", min=0.0, max=1.0,
             doc="continuous playing: the chance that the next phrase plays an earlier one "
-                "again, so motifs come back (0 = never; 0.5 by default)"),
+                "again, so motifs come back (0 = never; 0.25 by default)"),
     ArgSpec("motif_bars", "int", min=1, max=16, unit="bars",
             doc="length of a phrase that repeat brings back (4 by default)"),
 )

@@ -104,7 +104,7 @@ class VoiceSettings:
     follow_register: bool = True
     follow_dynamics: bool = True
     follow_density: bool = True
-    repeat: float = 0.5
+    repeat: float = 0.25
     motif_bars: int = 4
     output_latency_ms: float = 0.0
 

@@ -53,6 +53,7 @@ class MotifMemory:
         self.phrases: list[Phrase] = []
         self._current: list[Step] = []
         self._recall: list[Step] = []
+        self._recalled = False         # the phrase now playing is a recalled one
         self.recalls = 0               # phrases played again (for status and tests)
 
     def reset(self) -> None:
@@ -60,6 +61,7 @@ class MotifMemory:
         self.phrases.clear()
         self._current = []
         self._recall = []
+        self._recalled = False
 
     @property
     def recalling(self) -> bool:
@@ -88,10 +90,10 @@ class MotifMemory:
             return
         phrase = Phrase(tuple(self._current), max(1, motif_bars))
         self._current = []
-        if not self._recall:
+        if not self._recalled:            # only the model's own phrases are remembered
             self.phrases.append(phrase)
             del self.phrases[:-MAX_PHRASES]
-        self._recall = []
+        self._recall, self._recalled = [], False
         if repeat <= 0 or self._rng.random() >= repeat:
             return
         candidates = [p for p in self.phrases if len(p.steps) == length
@@ -106,7 +108,7 @@ class MotifMemory:
             steps = moved if moved is not None else steps
         first = steps[0]                  # the phrase begins with its own notes struck
         steps[0] = Step(starts=tuple(dict.fromkeys(first.starts + first.holds)))
-        self._recall = steps
+        self._recall, self._recalled = steps, True
         self.recalls += 1
 
 

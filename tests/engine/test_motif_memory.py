@@ -7,6 +7,8 @@ the model's own output.
 import pytest
 import torch
 
+from riffd.daemon.voice import VoiceSettings
+
 from riffd.engine.generator import Step
 from riffd.engine.loading import load_generator
 from riffd.engine.melody_representation import Note
@@ -41,12 +43,13 @@ def test_repeat_zero_plays_exactly_what_the_model_plays_alone(generator):
 
 
 def test_default_repeat_brings_four_bar_phrases_back(generator):
+    default = VoiceSettings()
     plain = steps_to_notes(continuous(generator, repeat=0.0)[0], generator.step_beats)
-    steps, memory = continuous(generator, repeat=0.5)
+    steps, memory = continuous(generator, default.repeat, default.motif_bars)
     notes = steps_to_notes(steps, generator.step_beats)
     recurring, windows = recurring_share(notes, 4.0)
     plain_recurring, _ = recurring_share(plain, 4.0)
-    print(f"repeat 0.5: {memory.recalls} recalls, longest repeat {longest_repeat(notes)} notes, "
+    print(f"repeat {default.repeat}: {memory.recalls} recalls, longest repeat {longest_repeat(notes)} notes, "
           f"{recurring}/{windows} 4-bar windows recur; repeat 0: longest "
           f"{longest_repeat(plain)}, {plain_recurring} recur")
     assert memory.recalls >= 2
