@@ -95,7 +95,7 @@ def finetune_command(args) -> int:
     print(f"fine-tuned on {result.phrases} phrases from {result.files} recordings in "
           f"{result.seconds:.0f} s ({result.loss_bits_before:.2f} -> "
           f"{result.loss_bits_after:.2f} bits/token on them): {result.path}\n"
-          f"play it: riffd ctl load_model model={result.path}")
+          f"play it: riffd ctl load_model path={result.path}")
     return 0
 
 

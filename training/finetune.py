@@ -127,9 +127,9 @@ def recorded_phrases(folder: str | Path) -> tuple[list[list[Note]], int]:
         phrases.extend(found)
     if not phrases:
         raise ValueError(f"no played phrases in the {len(files)} MIDI file(s) under {folder}: "
-                         f"record a session with `riffd ctl record start` while you play into "
-                         f"riffd:in (phrases of {MIN_NOTES} notes or more), then "
-                         f"`riffd ctl record stop`")
+                         f"record a session with `riffd ctl record action=start` while you "
+                         f"play into riffd:in (phrases of {MIN_NOTES} notes or more), then "
+                         f"`riffd ctl record action=stop`")
     return phrases, len(files)
 
 

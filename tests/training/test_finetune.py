@@ -80,7 +80,7 @@ def test_a_folder_without_played_phrases_is_refused_with_what_to_do(tmp_path, ca
                     [(1.0, BPM)], 1.0)
     assert train_main(["train", "--from-recordings", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "no played phrases" in err and "record start" in err
+    assert "no played phrases" in err and "record action=start" in err
     assert train_main(["train", "--from-recordings", str(tmp_path), "--base",
                        "spectral_default", "--quiet"]) == 2
     assert "melody" in capsys.readouterr().err
