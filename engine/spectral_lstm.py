@@ -16,6 +16,12 @@ an L2 penalty ``l2`` (1e-4) on their weights (:meth:`SpectralLSTM.l2_penalty`, a
 by the trainer), and dropout ``lstm_dropout`` (0.5) on the LSTM inputs and outputs (torch's fused
 LSTM has no recurrent dropout, so the hidden-to-hidden weights are left undropped).
 
+Two output heads (``head``): ``mse``, the documents' point prediction of the next vector (D
+values), or ``laplace``, a Laplace distribution per value: a location and a log scale (2D
+values), trained by its negative log-likelihood (:func:`laplace_nll`) and sampled at generation
+(:func:`sample_laplace`), so that free-running output keeps the spread of the music instead of
+settling on the average frame.
+
 ``forward`` trains on whole sequences; ``init_state`` / ``step`` advance one frame at a time at
 a cost that does not depend on the history (``conv2d`` keeps its last K - 1 input frames in the
 state, a ring of fixed size).
@@ -29,6 +35,8 @@ from torch import nn
 
 FAMILY = "spectral_lstm"
 ARCHITECTURES = ("base", "fc", "conv1d", "conv2d", "bilinear", "stacked")
+HEADS = ("mse", "laplace")
+LOG_SCALE_RANGE = (-6.0, 3.0)     # clamp of the Laplace head's log scale (normalised units)
 
 State = dict[str, torch.Tensor]    # "h0", "c0", ("h1", "c1"), ("context"): see init_state
 
@@ -49,8 +57,15 @@ class SpectralLSTMConfig:
     lstm_dropout: float = 0.5
     fc_dropout: float = 0.2
     l2: float = 1e-4                  # L2 weight on the FC and conv weights
+    head: str = "mse"                 # "mse" (D values) or "laplace" (location + log scale, 2D)
+
+    @property
+    def output_dim(self) -> int:
+        return 2 * self.input_dim if self.head == "laplace" else self.input_dim
 
     def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, "
                              f"got {self.architecture!r}")
@@ -90,7 +105,7 @@ class SpectralLSTM(nn.Module):
                                     for i in range(layers)])
         if arch == "bilinear":
             self.lstms.append(nn.LSTM(lstm_in, h, batch_first=True))
-        self.head = nn.Linear(h, d)
+        self.head = nn.Linear(h, cfg.output_dim)
         self.fc_layers.append(self.head)
 
     # --- the input transform: (B, T, D) frames → (B, T, lstm_in) ------------------------------
@@ -113,7 +128,8 @@ class SpectralLSTM(nn.Module):
         return x, None
 
     def _run(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """x: (B, T, D) → predictions (B, T, D) and the state after the last frame."""
+        """x: (B, T, D) → predictions (B, T, O) and the state after the last frame
+        (O = D for the mse head, 2D for laplace: locations then log scales)."""
         new: State = {}
         feats, context = self._features(x, state.get("context"))
         if context is not None:
@@ -136,7 +152,7 @@ class SpectralLSTM(nn.Module):
         return self.head(self.out_drop(y)), new                        # (B, T, D)
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor:
-        """Next-frame predictions at every position. x: (B, T, D) → (B, T, D)."""
+        """Next-frame predictions at every position. x: (B, T, D) → (B, T, O)."""
         if state is None:
             state = self.init_state(x.shape[0], x.device)
         return self._run(x, state)[0]
@@ -160,11 +176,51 @@ class SpectralLSTM(nn.Module):
         return state
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Advance one frame. x: (B, D) → prediction of the next frame (B, D), new state."""
+        """Advance one frame. x: (B, D) → prediction of the next frame (B, O), new state."""
         y, state = self._run(x.unsqueeze(1), state)
         return y[:, 0], state
+
+    def point(self, prediction: torch.Tensor) -> torch.Tensor:
+        """The predicted next vector (..., D): the output itself, or the Laplace location."""
+        return prediction[..., :self.cfg.input_dim]
+
+    def prediction_loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean loss per value: MSE, or the Laplace negative log-likelihood."""
+        if self.cfg.head == "laplace":
+            return laplace_nll(prediction, target)
+        return nn.functional.mse_loss(prediction, target)
+
+    def sample(self, prediction: torch.Tensor, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """A next vector (..., D) drawn from the prediction (the point for the mse head or at
+        temperature 0; ``temperature`` scales the Laplace scale)."""
+        if self.cfg.head != "laplace" or temperature <= 0:
+            return self.point(prediction)
+        return sample_laplace(prediction, temperature, generator)
 
     def l2_penalty(self) -> torch.Tensor:
         """``l2`` × the sum of squared FC / conv weights (add it to the training loss)."""
         total = sum((m.weight ** 2).sum() for m in self.fc_layers)
         return self.cfg.l2 * total
+
+
+def laplace_parts(prediction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., 2D) → location (..., D) and clamped log scale (..., D)."""
+    loc, log_scale = prediction.chunk(2, dim=-1)
+    return loc, log_scale.clamp(*LOG_SCALE_RANGE)
+
+
+def laplace_nll(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood per value (nats, without the constant ln 2) of ``target``
+    (..., D) under Laplace(location, exp(log scale)) from ``prediction`` (..., 2D)."""
+    loc, log_scale = laplace_parts(prediction)
+    return ((target - loc).abs() * torch.exp(-log_scale) + log_scale).mean()
+
+
+def sample_laplace(prediction: torch.Tensor, temperature: float = 1.0,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw (..., D) from Laplace(location, temperature × scale); prediction: (..., 2D)."""
+    loc, log_scale = laplace_parts(prediction)
+    u = torch.rand(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype) - 0.5
+    noise = -torch.sign(u) * torch.log1p(-2 * u.abs().clamp(max=0.4999999))   # Laplace(0, 1)
+    return loc + temperature * torch.exp(log_scale) * noise

@@ -13,6 +13,15 @@ window at analysis and again at synthesis (overlap-add). With hop = N / 2 the tw
 multiply to a Hann window whose shifted copies sum to one, so reconstruction is exact and
 generated frames cross-fade instead of clicking at block edges.
 
+Two forms of vector (``form``):
+
+* ``fft``: the documents' raw FFT above (exact round trip; a model that predicts the mean
+  of real and imaginary parts whose phases it cannot know predicts values near zero, and its
+  free-running output fades to a quiet drone);
+* ``logmag``: the log magnitude ``ln(|X| + LOG_FLOOR)`` of each bin, ``bins`` values, no phase.
+  Phase is made at synthesis by a phase vocoder (:class:`PhaseVocoder`): each bin's phase
+  advances by its centre frequency times the hop, from random start phases. O(1) per frame.
+
 Vectors are normalised per dimension (``(v - mean) / std``); the mean and std are measured on
 the training data and stored in the checkpoint's metadata (``representation``).
 """
@@ -23,6 +32,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 SPECTRA = ("full", "half")
+FORMS = ("fft", "logmag")
+LOG_FLOOR = 1e-3         # added to |X| before the log (|X| of a full-scale 0.25 s sine is ~1000)
 _STD_FLOOR = 1e-6        # dimensions that never vary (the imaginary part of DC) stay finite
 
 
@@ -33,14 +44,22 @@ class SpectralSettings:
     sample_rate: Hz. frame_size: N samples per frame. hop: samples between frame starts
     (``frame_size`` = no overlap, rectangular frames; ``frame_size // 2`` = windowed
     overlap-add). spectrum: ``full`` (2N values) or ``half`` (2 (N // 2 + 1) values).
+    form: ``fft`` (real and imaginary parts) or ``logmag`` (log magnitude, one value per bin;
+    ``half`` only).
     """
 
     sample_rate: int = 16000
     frame_size: int = 4000
     hop: int = 4000
     spectrum: str = "full"
+    form: str = "fft"
 
     def __post_init__(self) -> None:
+        if self.form not in FORMS:
+            raise ValueError(f"form must be one of {', '.join(FORMS)}, got {self.form!r}")
+        if self.form == "logmag" and self.spectrum != "half":
+            raise ValueError("the logmag form needs spectrum = \"half\" (a full spectrum's "
+                             "magnitudes are mirrored copies)")
         if self.spectrum not in SPECTRA:
             raise ValueError(f"spectrum must be one of {', '.join(SPECTRA)}, got {self.spectrum!r}")
         if self.sample_rate <= 0 or self.frame_size < 4:
@@ -61,8 +80,8 @@ class SpectralSettings:
 
     @property
     def dim(self) -> int:
-        """Length D of one vector (real parts then imaginary parts)."""
-        return 2 * self.bins
+        """Length D of one vector (real parts then imaginary parts, or log magnitudes)."""
+        return self.bins if self.form == "logmag" else 2 * self.bins
 
     @property
     def hop_seconds(self) -> float:
@@ -106,7 +125,7 @@ class SpectralCodec:
     def from_metadata(cls, rep: dict) -> "SpectralCodec":
         settings = SpectralSettings(sample_rate=int(rep["sample_rate"]),
                                     frame_size=int(rep["frame_size"]), hop=int(rep["hop"]),
-                                    spectrum=rep["spectrum"])
+                                    spectrum=rep["spectrum"], form=rep.get("form", "fft"))
         return cls(settings, np.array(rep["mean"]), np.array(rep["std"]))
 
     def fit(self, vectors: np.ndarray) -> None:
@@ -137,14 +156,33 @@ class SpectralCodec:
         """Unnormalised vectors (T, D) of a clip."""
         spectrum = (np.fft.fft if self.settings.spectrum == "full" else np.fft.rfft)(
             self.frames(samples), axis=1)                            # (T, bins) complex
+        if self.settings.form == "logmag":
+            return np.log(np.abs(spectrum) + LOG_FLOOR)
         return np.concatenate([spectrum.real, spectrum.imag], axis=1)
+
+    def magnitudes(self, vectors: np.ndarray) -> np.ndarray:
+        """Normalised vectors (T, D) or (D,) → magnitude spectra |X| (T, bins), float64."""
+        v = np.asarray(vectors, dtype=np.float64) * self.std + self.mean
+        if self.settings.form == "logmag":
+            return np.maximum(np.exp(np.minimum(v, 30.0)) - LOG_FLOOR, 0.0)
+        bins = self.settings.bins
+        return np.hypot(v[..., :bins], v[..., bins:])
 
     def encode(self, samples: np.ndarray) -> np.ndarray:
         """Normalised float32 vectors (T, D) of mono samples."""
         return ((self.raw_vectors(samples) - self.mean) / self.std).astype(np.float32)
 
-    def vectors_to_frames(self, vectors: np.ndarray) -> np.ndarray:
-        """Normalised vectors (T, D) → windowed time frames (T, N), float64."""
+    def vectors_to_frames(self, vectors: np.ndarray,
+                          phase: "PhaseVocoder | None" = None) -> np.ndarray:
+        """Normalised vectors (T, D) or (D,) → windowed time frames (T, N) or (N,), float64.
+
+        logmag vectors take their phases from ``phase`` (a fresh vocoder when None), which
+        advances one hop per frame."""
+        if self.settings.form == "logmag":
+            phase = phase or PhaseVocoder(self.settings)
+            mags = self.magnitudes(vectors)
+            frames = np.stack([phase.synthesise(m) for m in np.atleast_2d(mags)])
+            return frames[0] if np.ndim(vectors) == 1 else frames
         v = np.asarray(vectors, dtype=np.float64) * self.std + self.mean
         bins = self.settings.bins
         spectrum = v[..., :bins] + 1j * v[..., bins:]
@@ -157,11 +195,57 @@ class SpectralCodec:
     def decode(self, vectors: np.ndarray, length: int | None = None) -> np.ndarray:
         """Normalised vectors (T, D) → float32 samples (overlap-added), cut to ``length``."""
         synth = OverlapAdd(self.settings)
-        out = [synth.push(frame) for frame in self.vectors_to_frames(vectors)]
+        out = [synth.push(frame) for frame in self.vectors_to_frames(np.atleast_2d(vectors))]
         samples = np.concatenate(out)
         if self.settings.overlap:               # drop the leading pad of :meth:`frames`
             samples = samples[self.settings.frame_size - self.settings.hop:]
         return (samples if length is None else samples[:length]).astype(np.float32)
+
+
+class PhaseVocoder:
+    """Phases for magnitude-only frames, one hop at a time (streaming, O(bins) per frame).
+
+    Bin k's phase advances by 2π k hop / N per frame (the phase a steady sinusoid at the bin's
+    centre frequency gains in one hop), from start phases drawn with ``seed``. A bin whose
+    magnitude jumps by more than ``onset_ratio`` (an attack) gets a fresh random phase, so
+    that new notes do not inherit the previous note's phase relation. Phases are kept as unit
+    phasors (complex), advanced by one multiplication per bin (with hop = N / 2 the advance is
+    exactly ±1).
+    """
+
+    def __init__(self, settings: SpectralSettings, seed: int = 0, onset_ratio: float = 4.0):
+        self.settings = settings
+        self.onset_ratio = onset_ratio
+        k = np.arange(settings.bins)
+        if 2 * settings.hop == settings.frame_size:
+            self._advance = np.where(k % 2, -1.0, 1.0)                       # e^{iπk}, exact
+        else:
+            self._advance = np.exp(2j * np.pi * k * settings.hop / settings.frame_size)
+        self._window = settings.window()
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        self._rng = np.random.default_rng(seed)
+        self.phasor = self._random_phasors(self.settings.bins)             # (bins,) complex
+        self._last = np.zeros(self.settings.bins)
+
+    def _random_phasors(self, count: int) -> np.ndarray:
+        return np.exp(1j * self._rng.uniform(-np.pi, np.pi, count))
+
+    @property
+    def phase(self) -> np.ndarray:
+        """The current phases (bins,), radians."""
+        return np.angle(self.phasor)
+
+    def synthesise(self, magnitude: np.ndarray) -> np.ndarray:
+        """Magnitudes (bins,) → a windowed time frame (N,), advancing the phases one hop."""
+        onset = magnitude > self.onset_ratio * (self._last + 1e-2)
+        if onset.any():
+            self.phasor[onset] = self._random_phasors(int(onset.sum()))
+        frame = np.fft.irfft(magnitude * self.phasor, n=self.settings.frame_size) * self._window
+        self.phasor *= self._advance
+        self._last = magnitude
+        return frame
 
 
 class OverlapAdd:

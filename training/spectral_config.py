@@ -11,6 +11,8 @@ class SpectralDataConfig:
     frame_size: int = 4000                 # samples per frame (N; 0.25 s at 16 kHz)
     hop: int = 4000                        # frame_size = no overlap; frame_size // 2 = overlap-add
     spectrum: str = "full"                 # "full" (2N values, the document) or "half" (rfft)
+    form: str = "fft"                      # "fft" (real + imaginary, the document) or "logmag"
+    calibrate: bool = True                 # measure motion and pick a sampling temperature
     render_pieces: int = 24                # pieces rendered for chorales / essen:… entries
     render_max_seconds: float = 30.0       # seconds rendered per piece
     render_tempo_bpm: float = 100.0

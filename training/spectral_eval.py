@@ -35,9 +35,7 @@ _EPS = 1e-10
 
 def power_spectra(codec: SpectralCodec, vectors: np.ndarray) -> np.ndarray:
     """Normalised vectors (T, D) → power spectra (T, bins) of their frames."""
-    v = np.asarray(vectors, np.float64) * codec.std + codec.mean
-    bins = codec.settings.bins
-    return v[:, :bins] ** 2 + v[:, bins:] ** 2
+    return codec.magnitudes(vectors) ** 2
 
 
 def log_spectral_distance(codec: SpectralCodec, reference: np.ndarray,
@@ -62,7 +60,7 @@ def teacher_forced(model, codec: SpectralCodec, clips) -> dict[str, float]:
         v = codec.encode(clip.samples)                                   # (T, D)
         if len(v) < 2:
             continue
-        pred = model(torch.from_numpy(v[None, :-1]))[0].numpy()          # (T - 1, D)
+        pred = model.point(model(torch.from_numpy(v[None, :-1])))[0].numpy()   # (T - 1, D)
         target, last = v[1:], v[:-1]
         sq += float(np.sum((pred - target) ** 2))
         sq_ref += float(np.sum((last - target) ** 2))

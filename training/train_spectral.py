@@ -2,10 +2,14 @@
 
 Clips are split into training and held-out clips, encoded into normalised spectral vectors
 (mean and std measured on the training clips), cut into windows of ``sequence_length`` + 1
-frames; the model learns to predict frame t + 1 from frames ≤ t with the mean squared error,
-plus the L2 penalty of its FC / conv weights, optimised with RMSprop (1e-4, the document).
-Writes ``last.safetensors`` (with optimiser state, for ``--resume``), ``best.safetensors`` and
-``loss.png`` to ``train.output_dir`` after every epoch.
+frames; the model learns to predict frame t + 1 from frames ≤ t with the mean squared error
+(``mse`` head) or the Laplace negative log-likelihood (``laplace`` head), plus the L2 penalty of
+its FC / conv weights, optimised with RMSprop (1e-4, the document). The validation loss (the
+same loss on held-out windows) picks the best epoch; ``val_mse`` (of the point prediction) is
+kept beside it. Writes ``last.safetensors`` (with optimiser state, for ``--resume``),
+``best.safetensors`` and ``loss.png`` to ``train.output_dir`` after every epoch. At the end
+the best checkpoint gets its motion figures and sampling temperature
+(``riffd.training.spectral_motion.calibrate``).
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ log = logging.getLogger(__name__)
 
 def settings_from(data) -> SpectralSettings:
     return SpectralSettings(sample_rate=data.sample_rate, frame_size=data.frame_size,
-                            hop=data.hop, spectrum=data.spectrum)
+                            hop=data.hop, spectrum=data.spectrum, form=data.form)
 
 
 def split_clips(clips: list[AudioClip], val_fraction: float, seed: int) -> tuple[list, list]:
@@ -62,23 +66,24 @@ def clip_windows(vectors: list[np.ndarray], length: int, stride: int) -> torch.T
 
 
 def loss_terms(model: SpectralLSTM, batch: torch.Tensor) -> torch.Tensor:
-    """Mean squared error of next-frame predictions. batch: (B, T + 1, D)."""
-    prediction = model(batch[:, :-1])                                 # (B, T, D)
-    return nn.functional.mse_loss(prediction, batch[:, 1:])
+    """The head's loss per value of next-frame predictions. batch: (B, T + 1, D)."""
+    prediction = model(batch[:, :-1])                                 # (B, T, O)
+    return model.prediction_loss(prediction, batch[:, 1:])
 
 
 @torch.no_grad()
-def evaluate_mse(model: SpectralLSTM, data: torch.Tensor, batch_size: int,
-                 device: torch.device) -> float:
-    """Mean squared error per value (normalised units) over all windows."""
+def evaluate_loss(model: SpectralLSTM, data: torch.Tensor, batch_size: int,
+                  device: torch.device) -> tuple[float, float]:
+    """(loss, mean squared error of the point prediction) per value over all windows."""
     model.eval()
-    total, count = 0.0, 0
+    total, sq, count = 0.0, 0.0, 0
     for i in range(0, len(data), batch_size):
         batch = data[i:i + batch_size].to(device)
-        total += float(nn.functional.mse_loss(model(batch[:, :-1]), batch[:, 1:],
-                                              reduction="sum"))
-        count += batch[:, 1:].numel()
-    return total / count
+        prediction, target = model(batch[:, :-1]), batch[:, 1:]
+        total += float(model.prediction_loss(prediction, target)) * target.numel()
+        sq += float(nn.functional.mse_loss(model.point(prediction), target, reduction="sum"))
+        count += target.numel()
+    return total / count, sq / count
 
 
 def plot_losses(history: list[dict], path: Path, title: str) -> None:
@@ -88,9 +93,9 @@ def plot_losses(history: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(epochs, [h["train_mse"] for h in history], label="train")
-    ax.plot(epochs, [h["val_mse"] for h in history], label="validation")
-    ax.set(xlabel="epoch", ylabel="MSE (normalised spectrum)", title=title, yscale="log")
+    ax.plot(epochs, [h["train_loss"] for h in history], label="train")
+    ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    ax.set(xlabel="epoch", ylabel="loss per value (normalised spectrum)", title=title)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -144,7 +149,7 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
         model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(OPTIM_PREFIX)})
         codec = SpectralCodec.from_metadata(meta["representation"])
         history, start_epoch = meta["training"]["history"], meta["training"]["epochs_done"]
-        best_loss = meta["training"]["best_val_mse"]
+        best_loss = meta["training"]["best_val_loss"]
         _restore_optimizer(optimizer, tensors, tc.learning_rate)
         log.info("resuming %s after epoch %d", last_path, start_epoch)
 
@@ -153,7 +158,7 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
         torch.randperm(len(train_data), generator=generator)
     epochs_without_gain = 0
     if history:
-        best_epoch = min(range(len(history)), key=lambda i: history[i]["val_mse"])
+        best_epoch = min(range(len(history)), key=lambda i: history[i]["val_loss"])
         epochs_without_gain = len(history) - 1 - best_epoch
     for epoch in range(start_epoch, tc.epochs):
         model.train()
@@ -167,45 +172,49 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
                    leave=False)
         for b in bar:
             batch = train_data[order[b * tc.batch_size:(b + 1) * tc.batch_size]].to(device)
-            mse = loss_terms(model, batch)
-            loss = mse + model.l2_penalty()
+            fit = loss_terms(model, batch)
+            loss = fit + model.l2_penalty()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if tc.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             optimizer.step()
-            running += float(mse.detach())
-            bar.set_postfix(mse=f"{float(mse.detach()):.4f}")
-        val_mse = evaluate_mse(model, val_data, tc.batch_size, device)
-        history.append({"epoch": epoch + 1, "train_mse": running / n_batches,
-                        "val_mse": val_mse, "seconds": time.monotonic() - started})
-        improved = val_mse < best_loss
-        log.info("epoch %d: train MSE %.4f, validation MSE %.4f%s", epoch + 1,
-                 history[-1]["train_mse"], val_mse, " (best)" if improved else "")
-        best_loss = min(best_loss, val_mse)
+            running += float(fit.detach())
+            bar.set_postfix(loss=f"{float(fit.detach()):.4f}")
+        val_loss, val_mse = evaluate_loss(model, val_data, tc.batch_size, device)
+        history.append({"epoch": epoch + 1, "train_loss": running / n_batches,
+                        "val_loss": val_loss, "val_mse": val_mse,
+                        "seconds": time.monotonic() - started})
+        improved = val_loss < best_loss
+        log.info("epoch %d: train loss %.4f, validation loss %.4f (point MSE %.4f)%s", epoch + 1,
+                 history[-1]["train_loss"], val_loss, val_mse, " (best)" if improved else "")
+        best_loss = min(best_loss, val_loss)
         epochs_without_gain = 0 if improved else epochs_without_gain + 1
 
-        best = min(history, key=lambda h: h["val_mse"])
+        best = min(history, key=lambda h: h["val_loss"])
         metadata = {
             "family": FAMILY, "name": recipe.name, "config": asdict(model_cfg),
             "representation": codec.to_metadata(),
             "recipe": recipe.to_dict(),
             "training": {"epochs_done": epoch + 1, "history": history,
-                         "best_epoch": best["epoch"], "best_val_mse": best_loss,
+                         "best_epoch": best["epoch"], "best_val_loss": best_loss,
                          "train_clips": [c.name for c in train_clips],
                          "val_clips": [c.name for c in val_clips],
                          "audio_seconds": corpus.seconds,
                          "skipped_unreadable": corpus.skipped_unreadable,
                          "skipped_silent": corpus.skipped_silent, "device": str(device)},
-            "metrics": {"val_mse": best["val_mse"]},
+            "metrics": {"val_loss": best["val_loss"], "val_mse": best["val_mse"]},
         }
         weights = model.state_dict()
         save_checkpoint(last_path, {**weights, **_optimizer_tensors(optimizer)},
-                        {**metadata, "metrics": {"val_mse": val_mse}})
+                        {**metadata, "metrics": {"val_loss": val_loss, "val_mse": val_mse}})
         if improved:
             save_checkpoint(best_path, weights, metadata)
         plot_losses(history, out / "loss.png", recipe.name)
         if epochs_without_gain >= tc.early_stop_patience:
             log.info("stopping early: no gain for %d epochs", epochs_without_gain)
             break
+    if recipe.data.calibrate and best_path.exists():
+        from riffd.training.spectral_motion import calibrate
+        calibrate(best_path, train_clips)
     return best_path

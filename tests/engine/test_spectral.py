@@ -112,3 +112,78 @@ def test_generators_stream_audio_and_agree_while_the_window_is_not_full(chorale_
     short.prime(seed)
     c = np.concatenate([short.next_frame() for _ in range(4)])
     assert np.max(np.abs(c - a)) > 1e-4                  # a 3-frame window forgets the seed
+
+
+@pytest.mark.parametrize("architecture", ["fc", "conv2d"])
+def test_laplace_head_steps_equal_forward_and_samples_its_distribution(architecture):
+    from riffd.engine.spectral_lstm import laplace_nll, laplace_parts
+    torch.manual_seed(0)
+    model = SpectralLSTM(SpectralLSTMConfig(input_dim=40, architecture=architecture,
+                                            hidden_size=16, head="laplace")).eval()
+    x = torch.randn(2, 9, 40)                                            # (B, T, D)
+    with torch.no_grad():
+        full = model(x)                                                  # (B, T, 2D)
+        state, steps = model.init_state(2, "cpu"), []
+        for t in range(x.shape[1]):
+            y, state = model.step(x[:, t], state)
+            steps.append(y)
+    assert full.shape == (2, 9, 80)
+    assert torch.allclose(full, torch.stack(steps, 1), atol=1e-5)
+    assert torch.equal(model.point(full), full[..., :40])
+    # draws follow the predicted Laplace: median at the location, mean |x - loc| = scale
+    prediction = full[0, -1].expand(20000, 80)
+    draws = model.sample(prediction, 1.0, torch.Generator().manual_seed(1))
+    loc, log_scale = laplace_parts(prediction[:1])
+    assert torch.allclose(draws.median(0).values, loc[0], atol=0.1 * float(log_scale.exp().max()) + 0.05)
+    ratio = (draws - loc).abs().mean(0) / log_scale.exp()[0]
+    assert float(ratio.min()) > 0.9 and float(ratio.max()) < 1.1
+    assert torch.equal(model.sample(prediction[:1], 0.0), loc)           # temperature 0: the point
+    # the loss is lowest at the true scale
+    target = torch.zeros(1000, 1)
+    noise = torch.distributions.Laplace(0.0, 0.5).sample((1000, 1))
+    losses = {s: float(laplace_nll(torch.cat([torch.zeros(1000, 1),
+                                              torch.full((1000, 1), float(np.log(s)))], 1),
+                                   target + noise)) for s in (0.25, 0.5, 1.0)}
+    assert losses[0.5] < losses[0.25] and losses[0.5] < losses[1.0]
+
+
+def test_log_magnitude_frames_keep_the_spectrum(chorale_clip):
+    """logmag vectors decode through the phase vocoder to audio with the clip's spectra."""
+    from riffd.training.spectral_motion import motion
+    settings = SpectralSettings(16000, 4000, 2000, "half", form="logmag")
+    codec = SpectralCodec(settings)
+    codec.fit(codec.raw_vectors(chorale_clip))
+    vectors = codec.encode(chorale_clip)
+    assert vectors.shape[1] == 2001 == settings.dim
+    exact = np.abs(np.fft.rfft(codec.frames(chorale_clip), axis=1))
+    np.testing.assert_allclose(codec.magnitudes(vectors), exact, rtol=1e-3, atol=1e-3)
+    decoded = codec.decode(vectors, len(chorale_clip))
+    assert decoded.shape == chorale_clip.shape
+    again = codec.magnitudes(codec.encode(decoded))                      # re-analysed
+    lsd = np.sqrt(np.mean((20 * np.log10((again + 1e-3) / (exact + 1e-3))) ** 2, axis=1))
+    assert float(np.median(lsd)) < 12.0, np.median(lsd)                  # dB, phases are made up
+    a, b = motion(chorale_clip, 16000, 2000), motion(decoded, 16000, 2000)
+    assert abs(a["rms_dbfs"] - b["rms_dbfs"]) < 3.0, (a, b)
+    with pytest.raises(ValueError, match="half"):
+        SpectralSettings(16000, 4000, 2000, "full", form="logmag")
+    assert SpectralCodec.from_metadata(codec.to_metadata()).settings == settings
+
+
+def test_bundled_model_moves_like_its_training_audio(chorale_clip):
+    """20 s of free-running output from the bundled model, primed with a chorale: its spectral
+    flux and level changes stay above half the training audio's (checkpoint metadata), its
+    level within 10 dB, and the last 5 s are no quieter drone than the first."""
+    from riffd.engine.loading import load_generator
+    from riffd.training.spectral_motion import motion
+    torch.set_num_threads(1)
+    generator = load_generator("engine/models/spectral_default.safetensors", "cpu")
+    reference = generator.metadata["motion"]["training_audio"]
+    generator.prime(chorale_clip)
+    audio = np.concatenate([generator.next_frame() for _ in range(160)])   # 20 s
+    assert np.isfinite(audio).all()
+    rate, hop = generator.sample_rate, generator.hop
+    whole, tail = motion(audio, rate, hop), motion(audio[-5 * rate:], rate, hop)
+    for figs in (whole, tail):
+        assert figs["spectral_flux"] > 0.5 * reference["spectral_flux"], (figs, reference)
+        assert figs["rms_variation_db"] > 0.5 * reference["rms_variation_db"], (figs, reference)
+        assert abs(figs["rms_dbfs"] - reference["rms_dbfs"]) < 10.0, (figs, reference)

@@ -17,8 +17,10 @@ from riffd.training.spectral_eval import evaluate
 from riffd.training.spectral_render import render
 from riffd.training.train_spectral import train
 
-# 8 kHz, 400-sample frames (50 ms) every 200 samples, half spectrum: D = 402
+# 8 kHz, 400-sample frames (50 ms) every 200 samples, half spectrum, log magnitudes: D = 201,
+# the Laplace head (the bundled model's form and head)
 SMALL = ["data.sample_rate=8000", "data.frame_size=400", "data.hop=200", 'data.spectrum="half"',
+         'data.form="logmag"', 'model.head="laplace"',
          "data.render_pieces=3", "data.render_max_seconds=4.0", "data.val_fraction=0.34",
          "model.hidden_size=32", "model.lstm_dropout=0.0", "train.sequence_length=16",
          "train.stride=4", "train.batch_size=8", "train.learning_rate=0.003", "train.epochs=4",
@@ -38,8 +40,9 @@ def test_training_lowers_the_loss(trained):
     _, best, root = trained
     history = read_metadata(root / "run" / "last.safetensors")["training"]["history"]
     assert len(history) == 4
-    assert history[-1]["train_mse"] < history[0]["train_mse"]
-    assert min(h["val_mse"] for h in history) < history[0]["val_mse"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert min(h["val_loss"] for h in history) < history[0]["val_loss"]
+    assert all(h["val_mse"] > 0 for h in history)
     assert (root / "run" / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -47,10 +50,19 @@ def test_checkpoint_round_trip(trained):
     _, best, _ = trained
     meta = read_metadata(best)
     assert meta["family"] == "spectral_lstm"
-    assert meta["config"]["architecture"] == "fc" and meta["config"]["input_dim"] == 402
+    assert meta["config"]["architecture"] == "fc" and meta["config"]["input_dim"] == 201
+    assert meta["config"]["head"] == "laplace"
     rep = meta["representation"]
-    assert (rep["sample_rate"], rep["frame_size"], rep["hop"], rep["spectrum"]) == (8000, 400, 200, "half")
-    assert len(rep["mean"]) == len(rep["std"]) == 402
+    assert (rep["sample_rate"], rep["frame_size"], rep["hop"], rep["spectrum"], rep["form"]) == (
+        8000, 400, 200, "half", "logmag")
+    assert len(rep["mean"]) == len(rep["std"]) == 201
+    # calibration: the training audio's motion and the temperature closest to it
+    motion = meta["motion"]
+    assert motion["training_audio"]["spectral_flux"] > 0
+    assert motion["training_audio"]["rms_variation_db"] > 0
+    tried = {row["temperature"]: row["distance"] for row in motion["calibration"]}
+    assert meta["generation"]["temperature"] in tried
+    assert tried[meta["generation"]["temperature"]] == min(tried.values())
     assert len(meta["training"]["train_clips"]) == 2 and len(meta["training"]["val_clips"]) == 1
     model, _ = load_model(best)
     tensors, _ = load_checkpoint(best)
