@@ -49,7 +49,8 @@ def test_default_repeat_brings_four_bar_phrases_back(generator):
     notes = steps_to_notes(steps, generator.step_beats)
     recurring, windows = recurring_share(notes, 4.0)
     plain_recurring, _ = recurring_share(plain, 4.0)
-    print(f"repeat {default.repeat}: {memory.recalls} recalls, longest repeat {longest_repeat(notes)} notes, "
+    print(f"repeat {default.repeat}: {memory.recalls} recalls, longest repeat "
+          f"{longest_repeat(notes)} notes, "
           f"{recurring}/{windows} 4-bar windows recur; repeat 0: longest "
           f"{longest_repeat(plain)}, {plain_recurring} recur")
     assert memory.recalls >= 2
