@@ -138,9 +138,13 @@ def transpose_steps(steps: Sequence[Step], degrees: int, scale: Sequence[int], t
 def observe(generator, step: Step) -> None:
     """Advance ``generator`` as if it had played ``step`` itself (it sees the recalled
     phrase, so what it plays next continues from there). Melody models are fed the step's
-    token; other families draw their own step and drop it, which keeps them in time."""
-    if getattr(generator, "family", "") == "melody_lstm" and hasattr(generator, "_feed"):
+    token, multilabel models its frame of sounding pitches; the others (notewise, GAN) draw
+    their own step and drop it, which keeps them in time."""
+    family = getattr(generator, "family", "")
+    if family == "melody_lstm" and hasattr(generator, "_feed"):
         _observe_melody(generator, step)
+    elif family == "multilabel_lstm" and hasattr(generator, "_feed"):
+        _observe_multilabel(generator, step)
     else:
         generator.next_step()
 
@@ -173,6 +177,19 @@ def play_on(generator, memory: MotifMemory, bars: int, repeat: float, motif_bars
                       c.high)
         out.append(step)
     return out
+
+
+@torch.inference_mode()
+def _observe_multilabel(generator, step: Step) -> None:
+    """Feed the frame of ``step``'s sounding pitches (seed's key) to a MultilabelGenerator."""
+    size = generator.pitch_range.size
+    frame = torch.zeros(size, dtype=torch.bool)
+    low = generator.pitch_range.low - generator.shift + generator.octave   # column 0's pitch
+    for pitch in step.starts + step.holds:
+        if 0 <= pitch - low < size:
+            frame[pitch - low] = True
+    generator._feed(frame[None].numpy())
+    generator._previous = frame
 
 
 # -- measures of structure -------------------------------------------------------------------

@@ -95,3 +95,20 @@ def test_measures_find_what_was_built_in():
     # 4-bar windows at bars 0, 1, 2: 0 and 2 are the same (motif, other, motif, other)
     assert recurring_share(piece, 4.0) == (2, 3)
     assert longest_repeat([Note(60 + i, i, 1) for i in range(12)]) == 0
+
+
+def test_a_multilabel_model_follows_a_recalled_bar(tmp_path):
+    from tests.training.render_models import multilabel
+    poly = load_generator(multilabel(tmp_path / "tiny.safetensors"), "cpu")
+    poly.prime([Note(60, 0, 1), Note(64, 0, 1), Note(67, 1, 1)])
+    memory = MotifMemory(seed=3)
+    torch.manual_seed(3)
+    steps = play_on(poly, memory, 3, 1.0, 1, vary=0.0)
+    bars = [steps[i:i + 16] for i in range(0, len(steps), 16)]
+    assert any(s.starts for s in bars[0]) and memory.recalls == 3
+    assert bars[1][1:] == bars[0][1:] and bars[2][1:] == bars[0][1:]
+    # the model was fed the last recalled step: it holds what that step sounded
+    last = set(steps[-1].starts + steps[-1].holds)
+    columns = {poly.pitch_range.low - poly.shift + poly.octave + int(i)
+               for i in torch.nonzero(poly._previous).flatten()}
+    assert columns == last
