@@ -13,6 +13,7 @@ class SpectralDataConfig:
     spectrum: str = "full"                 # "full" (2N values, the document) or "half" (rfft)
     form: str = "fft"                      # "fft" (real + imaginary, the document) or "logmag"
     calibrate: bool = True                 # measure motion and pick a sampling temperature
+    calibrate_seconds: float = 30.0        # free-running seconds per calibration run
     render_pieces: int = 24                # pieces rendered for chorales / essen:… entries
     render_max_seconds: float = 30.0       # seconds rendered per piece
     render_tempo_bpm: float = 100.0

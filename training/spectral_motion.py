@@ -91,9 +91,11 @@ def free_run(generator, seed: np.ndarray, seconds: float) -> np.ndarray:
     return np.concatenate([generator.next_frame() for _ in range(frames)])
 
 
-def calibrate(checkpoint: str | Path, clips, temperatures=TEMPERATURES) -> dict:
+def calibrate(checkpoint: str | Path, clips, temperatures=TEMPERATURES,
+              run_seconds: float = RUN_SECONDS) -> dict:
     """Measure ``clips`` (AudioClip list, the training clips), pick the temperature whose
     free-running output is closest to them, and write both into ``checkpoint``'s metadata.
+    ``run_seconds``: free-running seconds per run (the last third, at most 10 s, is the tail).
     Returns the ``motion`` entry written."""
     import torch
 
@@ -113,9 +115,10 @@ def calibrate(checkpoint: str | Path, clips, temperatures=TEMPERATURES) -> dict:
     with torch.inference_mode():
         for t in temperatures:
             generator.temperature = t
-            runs = [free_run(generator, s, RUN_SECONDS) for s in seeds]
+            runs = [free_run(generator, s, run_seconds) for s in seeds]
             figs = mean_motion(runs, rate, hop)
-            tails = [motion(r[-int(TAIL_SECONDS * rate):], rate, hop)["rms_dbfs"] for r in runs]
+            tail = int(min(TAIL_SECONDS, run_seconds / 3) * rate)
+            tails = [motion(r[-tail:], rate, hop)["rms_dbfs"] for r in runs]
             tried.append({"temperature": t, **figs, "tail_rms_dbfs": tails,
                           "distance": round(distance(figs, reference, tails), 4)})
             log.info("temperature %.2f: %s", t, tried[-1])

@@ -216,5 +216,5 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
             break
     if recipe.data.calibrate and best_path.exists():
         from riffd.training.spectral_motion import calibrate
-        calibrate(best_path, train_clips)
+        calibrate(best_path, train_clips, run_seconds=recipe.data.calibrate_seconds)
     return best_path

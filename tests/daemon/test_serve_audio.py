@@ -26,6 +26,15 @@ def test_audio_and_midi_voices_play_at_once(jack_server, tmp_path):
             assert audio["sample_rate"] == 48000
             assert audio["backend"] == "jack"            # follows --client-name
             assert audio["ports"] == ["riffd-aud-audio:out_0", "riffd-aud-audio:out_1"]
+            # seen from another JACK client: the ports are there under that name, none under
+            # the default name
+            import jack
+            probe = jack.Client("audio-name-probe", no_start_server=True)
+            try:
+                assert [p.name for p in probe.get_ports("riffd-aud-audio:")] == audio["ports"]
+                assert probe.get_ports("riffd-audio:") == []
+            finally:
+                probe.close()
             tone = [0.3 * math.sin(2 * math.pi * 440 * i / 16000) for i in range(8000)]
             seeded = c.request("audio_seed", samples=tone, sample_rate=16000)
             assert seeded["seed_seconds"] == pytest.approx(0.5, abs=0.01)

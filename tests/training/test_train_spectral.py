@@ -20,7 +20,7 @@ from riffd.training.train_spectral import train
 # 8 kHz, 400-sample frames (50 ms) every 200 samples, half spectrum, log magnitudes: D = 201,
 # the Laplace head (the bundled model's form and head)
 SMALL = ["data.sample_rate=8000", "data.frame_size=400", "data.hop=200", 'data.spectrum="half"',
-         'data.form="logmag"', 'model.head="laplace"',
+         'data.form="logmag"', 'model.head="laplace"', "data.calibrate_seconds=3.0",
          "data.render_pieces=3", "data.render_max_seconds=4.0", "data.val_fraction=0.34",
          "model.hidden_size=32", "model.lstm_dropout=0.0", "train.sequence_length=16",
          "train.stride=4", "train.batch_size=8", "train.learning_rate=0.003", "train.epochs=4",
