@@ -69,6 +69,26 @@ def evaluate(model: nn.Module, data: torch.Tensor, batch_size: int,
             "pitch_accuracy": pitch_ok / total, "duration_accuracy": duration_ok / total}
 
 
+@torch.no_grad()
+def last_event_metrics(model: nn.Module, stream: torch.Tensor, length: int, batch_size: int,
+                       device: torch.device) -> dict[str, float]:
+    """The document's measure (a many-to-one model): each event after the first ``length``
+    of a (L, 2) stream is predicted from the ``length`` events before it (windows of stride
+    1, only the last position scored), where :func:`evaluate` averages every position of
+    non-overlapping windows, the first ones with little context. Returns the pitch and
+    duration accuracies and the number of events scored."""
+    model.eval()
+    data = windows(stream, length, 1)                              # (N, length + 1, 2)
+    pitch_ok = duration_ok = 0
+    for i in range(0, len(data), batch_size):
+        batch = data[i:i + batch_size].to(device)
+        p_logits, d_logits = model(batch[:, :-1, 0], batch[:, :-1, 1])
+        pitch_ok += int((p_logits[:, -1].argmax(-1) == batch[:, -1, 0]).sum())
+        duration_ok += int((d_logits[:, -1].argmax(-1) == batch[:, -1, 1]).sum())
+    return {"pitch_accuracy": pitch_ok / len(data), "duration_accuracy": duration_ok / len(data),
+            "events": len(data), "context_events": length}
+
+
 def train(recipe: Recipe, resume: bool = False) -> Path:
     """Train a notewise model from a recipe; returns the path of the best checkpoint."""
     cfg, tc = recipe.data, recipe.train
