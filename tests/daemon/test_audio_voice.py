@@ -236,3 +236,27 @@ def test_ring_buffer_wraps_and_counts_underflows():
 
 def test_bundled_model_is_small():
     assert BUNDLED_SPECTRAL_MODEL.stat().st_size <= 10 * 1024 * 1024
+
+
+def test_the_voice_thread_sets_its_own_torch_thread_count(jack_server, monkeypatch):
+    """torch.set_num_threads in the main thread does not reach the per-thread settings of
+    OpenMP / MKL in other threads (a voice thread without its own call measured 10x the CPU per
+    frame, the daemon's 12x real-time factor): the voice thread sets the process's count itself
+    as it starts."""
+    import threading as _threading
+
+    import torch
+    calls: list[tuple[str, int]] = []
+    real = torch.set_num_threads
+
+    def recording(n):
+        calls.append((_threading.current_thread().name, n))
+        real(n)
+    monkeypatch.setattr(torch, "set_num_threads", recording)
+    wanted = torch.get_num_threads()
+    with AudioController(None, None, 256, "low", "cpu", client_name="riffd-omp-audio") as ctl:
+        deadline = time.monotonic() + 10
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ctl.voice is not None
+    assert calls == [("riffd-audio-voice", wanted)]
