@@ -58,6 +58,12 @@ def _serve_parser(sub) -> None:
                    choices=["auto", "alsa", "jack", "coremidi", "windows"],
                    help="MIDI system; auto tries the platform's own, then JACK")
     p.add_argument("--client-name", dest="client_name", help="MIDI client name (default riffd)")
+    p.add_argument("--connect-out", dest="connect_out", metavar="PORT",
+                   help="send to this existing MIDI port (its name or a unique part): on "
+                        "Windows a loopMIDI port, which riffd opens in place of a virtual port; "
+                        "on JACK riffd:out is connected to it (again after a server restart)")
+    p.add_argument("--connect-in", dest="connect_in", metavar="PORT",
+                   help="listen to this existing MIDI port (as --connect-out)")
     p.add_argument("--control", help="ZeroMQ endpoint for commands (default: a socket only you "
                                      "can reach, ipc://$XDG_RUNTIME_DIR/riffd/control); "
                                      "tcp:// endpoints use CURVE keys, see `riffd keys`")

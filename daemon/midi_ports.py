@@ -29,12 +29,15 @@ import bisect
 import collections
 import heapq
 import itertools
+import logging
 import os
 import queue
 import sys
 import threading
 import time
 from typing import Callable, Sequence
+
+log = logging.getLogger(__name__)
 
 InputCallback = Callable[[list, float], None]
 
@@ -109,6 +112,12 @@ class MidiPorts:
         self.on_connect: Callable[[str], None] | None = None
         #: called with the delay in microseconds of each xrun (JACK's notification thread)
         self.on_xrun: Callable[[float], None] | None = None
+        #: an existing port (its name, or a unique part of it) that the output goes to and the
+        #: input comes from (Windows' loopMIDI ports; a synth or DAW port on JACK); set before
+        #: open(). JACK connects riffd's own ports to them; rtmidi opens them instead of
+        #: virtual ports.
+        self.connect_out: str | None = None
+        self.connect_in: str | None = None
         self.late_events = 0
         self.dropped = 0
         self.xruns = 0
@@ -218,6 +227,23 @@ class MidiPorts:
         raise NotImplementedError
 
 
+def find_port(wanted: str, names: list[str], what: str) -> int:
+    """Index of the port in ``names`` called ``wanted``, or else the only one containing it
+    (case ignored). Raises MidiPortError naming the ports there are."""
+    exact = [i for i, n in enumerate(names) if n == wanted]
+    if exact:
+        return exact[0]
+    partial = [i for i, n in enumerate(names) if wanted.lower() in n.lower()]
+    if len(partial) == 1:
+        return partial[0]
+    there = ", ".join(repr(n) for n in names) or "none"
+    if partial:
+        raise MidiPortError(f"{len(partial)} MIDI {what} ports match {wanted!r}: "
+                            f"{', '.join(repr(names[i]) for i in partial)}; give more of the name")
+    raise MidiPortError(f"no MIDI {what} port called {wanted!r}; the {what} ports there are: "
+                        f"{there} (create it first, e.g. in loopMIDI, or start the synth)")
+
+
 # --------------------------------------------------------------------------------------- JACK
 
 class JackMidiPorts(MidiPorts):
@@ -318,6 +344,29 @@ class JackMidiPorts(MidiPorts):
             raise
         self.out_port_name = self._outport.name
         self.in_port_name = self._inport.name
+        try:
+            self._connect_named_ports(client)
+        except MidiPortError:
+            if not self.opened:         # first opening: a wrong name stops riffd, clearly
+                self._close()
+                raise
+            log.warning("%s", sys.exc_info()[1])   # a re-opening goes on without that link
+
+    def _connect_named_ports(self, client) -> None:
+        """Connect riffd:out to ``connect_out`` and ``connect_in`` to riffd:in (JACK port names
+        or unique parts of them)."""
+        if self.connect_out:
+            names = [p.name for p in client.get_ports(is_midi=True, is_input=True)
+                     if p.name != self._inport.name]
+            target = names[find_port(self.connect_out, names, "input")]
+            if target not in [p.name for p in client.get_all_connections(self._outport)]:
+                client.connect(self._outport, target)
+        if self.connect_in:
+            names = [p.name for p in client.get_ports(is_midi=True, is_output=True)
+                     if p.name != self._outport.name]
+            source = names[find_port(self.connect_in, names, "output")]
+            if source not in [p.name for p in client.get_all_connections(self._inport)]:
+                client.connect(source, self._inport)
 
     def _send(self, data: bytes, at: float | None) -> None:
         if not self._alive:
@@ -551,10 +600,11 @@ class RtMidiPorts(MidiPorts):
         self._stopping = False
 
     def _open(self, client_name: str, out_name: str, in_name: str) -> None:
-        if self.api == "windows":
+        if self.api == "windows" and not self.connect_out:
             raise MidiPortError("Windows MIDI has no virtual ports: install loopMIDI "
-                                "(https://www.tobias-erichsen.de/software/loopmidi.html) and "
-                                "connect riffd to its port")
+                                "(https://www.tobias-erichsen.de/software/loopmidi.html), create "
+                                "two ports ('riffd out', 'riffd in') and start riffd with "
+                                "--connect-out 'riffd out' --connect-in 'riffd in'")
         try:
             import rtmidi
         except ImportError as exc:
@@ -566,9 +616,14 @@ class RtMidiPorts(MidiPorts):
         midi_out = midi_in = None
         try:
             midi_out = rtmidi.MidiOut(api_id, name=client_name)
-            midi_out.open_virtual_port(out_name)
             midi_in = rtmidi.MidiIn(api_id, name=client_name)
-            midi_in.open_virtual_port(in_name)
+            out_port = self._open_port(midi_out, self.connect_out, out_name, "input")
+            in_port = self._open_port(midi_in, self.connect_in, in_name, "output")
+        except MidiPortError:
+            for port in (midi_in, midi_out):
+                if port is not None:
+                    port.delete()
+            raise
         except (SystemError, RuntimeError, rtmidi.RtMidiError) as exc:
             for port in (midi_in, midi_out):
                 if port is not None:
@@ -580,11 +635,24 @@ class RtMidiPorts(MidiPorts):
             raise MidiPortError(f"cannot open {self.api} MIDI ports ({exc}); {hint}") from exc
         midi_in.set_callback(self._on_rtmidi_input)
         self._out, self._in = midi_out, midi_in
-        self.out_port_name = f"{client_name}:{out_name}"
-        self.in_port_name = f"{client_name}:{in_name}"
+        self.out_port_name = out_port or f"{client_name}:{out_name}"
+        self.in_port_name = in_port or f"{client_name}:{in_name}"
         self._stopping = False
         self._timer = threading.Thread(target=self._run_timer, name=f"{client_name}-midi-out", daemon=True)
         self._timer.start()
+
+    @staticmethod
+    def _open_port(port, existing: str | None, virtual_name: str, what: str) -> str | None:
+        """Open the existing port named ``existing`` (its name is returned), or else a virtual
+        port called ``virtual_name`` (None is returned). ``what``: "input" for an output's
+        target, "output" for an input's source (as the other program sees it)."""
+        if not existing:
+            port.open_virtual_port(virtual_name)
+            return None
+        names = port.get_ports()
+        index = find_port(existing, names, what)
+        port.open_port(index, virtual_name)
+        return names[index]
 
     def _on_rtmidi_input(self, event, _data) -> None:
         message, _delta = event
@@ -641,15 +709,19 @@ def _native_api(platform: str) -> str | None:
     return None
 
 
-def _make(api: str, realtime=None) -> MidiPorts:
-    return JackMidiPorts(realtime) if api == "jack" else RtMidiPorts(api, realtime)
+def _make(api: str, realtime=None, connect_out: str | None = None,
+          connect_in: str | None = None) -> MidiPorts:
+    ports = JackMidiPorts(realtime) if api == "jack" else RtMidiPorts(api, realtime)
+    ports.connect_out, ports.connect_in = connect_out, connect_in
+    return ports
 
 
 ALSA_SEQUENCER = "/dev/snd/seq"
 
 
 def open_midi_ports(api: str = "auto", client_name: str = "riffd", realtime=None,
-                    reset: bool = True) -> MidiPorts:
+                    reset: bool = True, connect_out: str | None = None,
+                    connect_in: str | None = None) -> MidiPorts:
     """Open riffd's MIDI ports ``<client_name>:out`` and ``<client_name>:in``.
 
     Args:
@@ -659,6 +731,10 @@ def open_midi_ports(api: str = "auto", client_name: str = "riffd", realtime=None
         realtime: a :class:`riffd.daemon.realtime.RealtimeState` for the input thread, or None.
         reset: send All Notes Off and All Sound Off on all 16 channels once open, so that the
             notes of a riffd that crashed end.
+        connect_out, connect_in: existing ports (names, or unique parts of them) to send to
+            and listen to: on JACK riffd's ports are connected to them (again after the server
+            comes back); with rtmidi (Windows' loopMIDI) they are opened instead of virtual
+            ports.
 
     Raises:
         MidiPortError: listing every API tried, why it failed and how to fix it.
@@ -677,7 +753,7 @@ def open_midi_ports(api: str = "auto", client_name: str = "riffd", realtime=None
             failures.append(f"  alsa: no ALSA sequencer ({ALSA_SEQUENCER} is missing: "
                             "`modprobe snd-seq`, or use JACK)")
             continue
-        ports = _make(name, realtime)
+        ports = _make(name, realtime, connect_out, connect_in)
         try:
             ports.open(client_name)
         except MidiPortError as exc:

@@ -23,6 +23,8 @@ class ServeConfig:
     device: str = "auto"                    # auto | cpu | cuda | cuda:N
     midi_api: str = "auto"                  # auto | alsa | jack | coremidi | windows
     client_name: str = "riffd"
+    connect_out: str = ""                   # an existing MIDI port the output goes to (loopMIDI
+    connect_in: str = ""                    # on Windows, a synth on JACK), and one to listen to
     control: str = ""    # ZeroMQ ROUTER for requests; "" = ipc://$XDG_RUNTIME_DIR/riffd/control
     events: str = ""     # ZeroMQ PUB for events; "" = the events socket beside it
                          # (tcp:// endpoints use CURVE keys: see daemon/auth.py, `riffd keys`)

@@ -135,7 +135,9 @@ class Riffd:
             self.realtime.lock_memory()          # models are in memory: keep them there
             # opening sends All Notes Off / All Sound Off on all 16 channels: the notes a
             # crashed riffd left sounding end
-            self.ports = open_midi_ports(cfg.midi_api, cfg.client_name, realtime=self.realtime)
+            self.ports = open_midi_ports(cfg.midi_api, cfg.client_name, realtime=self.realtime,
+                                         connect_out=cfg.connect_out or None,
+                                         connect_in=cfg.connect_in or None)
             stack.callback(self.ports.close)
             self.ports.on_xrun = self._on_xrun
             self.ports.on_connect = self._on_out_connected
