@@ -358,15 +358,21 @@ def test_every_malformed_request_gets_exactly_one_sensible_reply(riffd):
     with riffd.client(timeout_s=10) as c:
         assert c.ping()["pong"] is True
         c.request("clock", source="internal")
-        c.set(voice="main", mode="continuous", temperature=1.0)
+        c.stop()
+        # the fuzz left the voices' controls anywhere in range (a slow tempo, a sparse density):
+        # a voice added now, with the defaults, at a set tempo, must play
+        c.set(tempo=120)
+        c.request("add_voice", name="after_fuzz", channel=2, mode="continuous",
+                  temperature=1.0)
         status = c.status()
         assert status["counters"]["internal_errors"] == 0
         assert status["counters"]["requests"] >= sent
         before = status["counters"]["notes_sent"]
-        c.start()
+        c.request("start", voice="after_fuzz")
         deadline = time.monotonic() + 15
         while c.status()["counters"]["notes_sent"] < before + 8 and time.monotonic() < deadline:
             time.sleep(0.1)
         after = c.status()["counters"]["notes_sent"]
         c.stop()
+        c.request("remove_voice", name="after_fuzz")
     assert after >= before + 8, (before, after)
