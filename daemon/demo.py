@@ -5,6 +5,10 @@ Starts a private JACK server with the dummy driver when none is running, starts
 ``riffd:in`` from a separate JACK client, records ``riffd:out`` for about 20 seconds,
 writes ``out/demo.mid``, ``out/demo.wav`` and ``out/demo.png``, prints a summary and
 shuts everything down.
+
+``riffd demo --trio`` serves ``configs/trio.toml`` instead (melody, chords and bass from the
+bundled models, one MIDI channel each) and writes ``out/trio.mid``, ``out/trio.wav`` and
+``out/trio.png``, one track per voice.
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 SEED = Path(__file__).parent / "data" / "seed_phrase_eb.mid"
+TRIO_CONFIG = "trio"                 # the shipped serve config configs/trio.toml, by name
+TRIO_VOICES = {1: "melody", 2: "chords", 3: "bass"}      # MIDI channel → voice of trio.toml
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint to serve (default: the bundled model)")
     parser.add_argument("--seed", type=Path, default=SEED, help="MIDI file to play as the phrase")
     parser.add_argument("--bars", type=int, default=8, help="answer length in bars (default 8)")
-    parser.add_argument("--tempo", type=float, default=120.0, help="tempo in BPM (default 120)")
+    parser.add_argument("--tempo", type=float, default=None,
+                        help="tempo in BPM (default 120; with --trio the config's 100)")
+    parser.add_argument("--trio", action="store_true",
+                        help="serve configs/trio.toml: melody, chords and bass from the bundled "
+                             "models answer together; writes out/trio.mid, .wav and .png")
 
 
 def _seed_messages(path: Path) -> list[tuple[float, list[int]]]:
@@ -87,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seed = _seed_messages(args.seed)
+    stem = "trio" if args.trio else "demo"
+    if args.tempo is None:
+        args.tempo = 100.0 if args.trio else 120.0
     with ExitStack() as stack:
         env: dict[str, str] = {}
         if jack_server_running():
@@ -103,11 +116,15 @@ def run(args: argparse.Namespace) -> int:
                   f"{server.rate} Hz, {server.period} frames)")
         serve_args = ["--midi-api", "jack", "--length", str(args.bars),
                       "--tempo", str(args.tempo), "--log-level", "WARNING"]
-        if args.model:
-            serve_args += ["--model", args.model]
-        print("starting riffd serve (bundled model)…" if not args.model else
-              f"starting riffd serve ({args.model})…")
-        daemon = DaemonProcess(serve_args, env=env, log_path=out / "demo-daemon.log")
+        if args.trio:
+            serve_args += ["--config", TRIO_CONFIG]
+            print("starting riffd serve --config trio (melody, chords and bass)…")
+        else:
+            if args.model:
+                serve_args += ["--model", args.model]
+            print("starting riffd serve (bundled model)…" if not args.model else
+                  f"starting riffd serve ({args.model})…")
+        daemon = DaemonProcess(serve_args, env=env, log_path=out / f"{stem}-daemon.log")
         stack.enter_context(daemon)
         peer = stack.enter_context(MidiPeer("riffd-demo-player"))
         peer.connect("riffd:out", "riffd:in")
@@ -132,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         frames = [r for r in peer.received() if r.message[0] & 0xF0 == 0x90 and r.message[2] > 0]
 
     seed_notes, _ = pair_notes(seed)
+    if args.trio:
+        return _trio_report(args, out, seed_notes, received, frames, final, code)
     answer, hanging = pair_notes(received)
     seed_key = estimate_key([Note(n.pitch, n.start_s, n.end_s - n.start_s) for n in seed_notes])
     answer_key = estimate_key([Note(n.pitch, n.start_s, n.end_s - n.start_s) for n in answer])
@@ -160,5 +179,69 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote:    {out / 'demo.mid'}, {out / 'demo.wav'} ({rendered}), {out / 'demo.png'}")
     if code != 0 or not answer or hanging:
         print(f"riffd demo: FAILED (see {out / 'demo-daemon.log'})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def split_by_channel(received: list[tuple[float, list[int]]]
+                     ) -> dict[int, list[tuple[float, list[int]]]]:
+    """Note messages by MIDI channel (1-16); clock and other messages left out."""
+    out: dict[int, list[tuple[float, list[int]]]] = {}
+    for t, message in received:
+        if len(message) == 3 and message[0] & 0xE0 == 0x80:       # note on / note off
+            out.setdefault((message[0] & 0x0F) + 1, []).append((t, message))
+    return out
+
+
+def most_simultaneous(notes) -> int:
+    """The most notes sounding at once (TimedNote list; a note ending as another starts does
+    not overlap it)."""
+    edges = sorted([(n.start_s, 1) for n in notes] + [(n.end_s, -1) for n in notes])
+    best = now = 0
+    for _, step in edges:
+        now += step
+        best = max(best, now)
+    return best
+
+
+def _trio_report(args, out: Path, seed_notes, received, frames, final, code) -> int:
+    from riffd.daemon.recording import pair_notes, plot_piano_roll, render_wav, write_midi
+    from riffd.engine.key_finding import estimate_key
+    from riffd.engine.melody_representation import Note
+
+    def key_of(notes):
+        return estimate_key([Note(n.pitch, n.start_s, n.end_s - n.start_s) for n in notes])
+
+    channels = split_by_channel(received)
+    parts, hanging = {}, 0
+    for channel, name in TRIO_VOICES.items():
+        notes, left = pair_notes(channels.get(channel, []))
+        parts[name], hanging = notes, hanging + left
+    seed_key = key_of(seed_notes)
+    tracks = {"seed (played into riffd:in)": seed_notes,
+              **{f"{name} (channel {ch})": parts[name] for ch, name in TRIO_VOICES.items()}}
+    write_midi(out / "trio.mid", tracks, args.tempo)
+    try:
+        rendered = render_wav(out / "trio.mid", out / "trio.wav")
+    except Exception as exc:   # FluidSynth missing or broken: say so, keep the other outputs
+        rendered = f"not rendered ({exc}); install fluidsynth (apt-get install fluidsynth)"
+    everything = [n for notes in parts.values() for n in notes]
+    answer_key = key_of(everything) if everything else seed_key
+    plot_piano_roll(out / "trio.png", tracks,
+                    f"riffd trio: seed in {seed_key.name}, answer in {answer_key.name}")
+    print()
+    print(f"seed:     {len(seed_notes)} notes, key {seed_key.name}")
+    for channel, name in TRIO_VOICES.items():
+        notes = parts[name]
+        pitches = sorted(n.pitch for n in notes)
+        median = statistics.median(pitches) if pitches else float("nan")
+        print(f"{name + ':':9} {len(notes)} notes on channel {channel}, median pitch "
+              f"{median:.0f}, at most {most_simultaneous(notes)} at once")
+    print(f"answer:   key {answer_key.name}, {hanging} notes left hanging")
+    print(f"daemon:   {final['counters']['notes_sent']} notes sent, "
+          f"{final['counters']['late_notes']} late; exit status {code}")
+    print(f"wrote:    {out / 'trio.mid'}, {out / 'trio.wav'} ({rendered}), {out / 'trio.png'}")
+    if code != 0 or not all(parts.values()) or hanging:
+        print(f"riffd demo: FAILED (see {out / 'trio-daemon.log'})", file=sys.stderr)
         return 1
     return 0
