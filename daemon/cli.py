@@ -7,8 +7,10 @@ The offline commands belong to the training package; the daemon never imports it
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
+import signal
 import subprocess
 import sys
 
@@ -154,6 +156,8 @@ def _serve_parser(sub) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="riffd: %(message)s")
+    # `kill -USR1 PID` prints every thread's stack to stderr: what a stuck daemon is doing
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     from riffd.daemon.midi_ports import MidiPortError
     from riffd.daemon.serve_config import ServeConfigError, load_serve_config
     from riffd.daemon.service import Riffd, StartupInterrupted

@@ -22,6 +22,10 @@ def free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
+class DaemonStuck(RuntimeError):
+    """The daemon did not exit in time; the message holds its threads' stacks."""
+
+
 class DaemonProcess:
     """``python -m riffd.daemon serve ARGS`` on control/event ipc sockets in a private folder of its
     own (mode 0700, removed when the process has ended).
@@ -80,9 +84,21 @@ class DaemonProcess:
         self.proc.send_signal(signum)
 
     def wait(self, timeout_s: float = 15.0) -> int:
-        """Wait for the process to end; returns its exit status."""
+        """Wait for the process to end; returns its exit status. A daemon still running after
+        ``timeout_s`` seconds is asked for its threads' stacks (SIGUSR1: Python's faulthandler,
+        written to its log) before the error is raised."""
         try:
             return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGUSR1)
+                time.sleep(1.0)
+            stacks = ""
+            if self.log_path is not None and self._log not in (None, subprocess.DEVNULL):
+                self._log.flush()
+                stacks = "\n" + self.log_path.read_text(errors="replace")[-8000:]
+            raise DaemonStuck(f"riffd did not exit within {timeout_s:g} s; the end of its log "
+                              f"({self.log_path}), its threads' stacks last:{stacks}") from exc
         finally:
             if self._log not in (None, subprocess.DEVNULL):
                 self._log.close()

@@ -82,17 +82,26 @@ def test_rtmidi_names_the_ports_there_are_when_the_one_asked_for_is_missing(jack
 def test_serve_sends_to_and_listens_to_the_ports_it_is_told_of(jack_server, tmp_path):
     with MidiPeer("daw") as daw:
         args = ["--midi-api", "jack", "--client-name", "riffd-connected", "--tempo", "240",
-                "--length", "1", "--silence", "0.4", "--log-level", "WARNING",
+                "--length", "2", "--silence", "0.4", "--log-level", "WARNING",
                 "--connect-out", "daw:in", "--connect-in", "daw:out"]
         with DaemonProcess(args, log_path=tmp_path / "serve.log") as daemon:
-            # nothing connected by hand: a phrase played at the DAW's port is answered there
-            t = daw.play([(0.1 + 0.25 * k, [NOTE_ON, 60 + 2 * k, 90]) for k in range(4)]
-                         + [(0.3 + 0.25 * k, [NOTE_OFF, 60 + 2 * k, 0]) for k in range(4)])
-            assert t > 0
-            assert daw.wait_for(lambda rs: sum(r.message[0] == NOTE_ON and r.message[2] > 0
-                                               for r in rs) >= 4, 20), (tmp_path / "serve.log").read_text()
             with daemon.client() as c:
-                assert c.status()["counters"]["notes_sent"] >= 4
+                ports = c.status()["ports"]
+            # nothing connected by hand: riffd's ports are linked to the DAW's ...
+            client = daw._ports._client
+            assert [p.name for p in client.get_all_connections(daw.in_port_name)] == \
+                ["riffd-connected:out"], ports
+            assert [p.name for p in client.get_all_connections(daw.out_port_name)] == \
+                ["riffd-connected:in"], ports
+            # ... so a phrase played at the DAW's port is answered there, note for note
+            daw.play([(0.1 + 0.25 * k, [NOTE_ON, 60 + 2 * k, 90]) for k in range(4)]
+                     + [(0.3 + 0.25 * k, [NOTE_OFF, 60 + 2 * k, 0]) for k in range(4)])
+            with daemon.client() as c:
+                assert wait_until(lambda: c.status()["counters"]["notes_sent"] >= 1, 30)
+                assert wait_until(lambda: c.status()["counters"]["sounding"] == 0, 30)
+                sent = c.status()["counters"]["notes_sent"]
+            assert daw.wait_for(lambda rs: sum(r.message[0] == NOTE_ON and r.message[2] > 0
+                                               for r in rs) >= sent, 10)
 
 
 def test_serve_stops_with_the_ports_there_are_when_a_name_is_wrong(jack_server):

@@ -212,15 +212,15 @@ def test_riffd_and_the_peer_agree_on_the_tempo_after_a_change_on_either_side(ses
     daemon, peer = session
     with daemon.client() as c:
         # riffd joined a session at 100 BPM although it was started with --tempo 120
-        assert wait_until(lambda: abs(c.status()["clock"]["tempo"] - 100.0) < 0.01, 5)
+        assert wait_until(lambda: abs(c.status()["clock"]["tempo"] - 100.0) < 0.01, 15)
         asked = time.monotonic()
         c.set(tempo=133.5)                                      # riffd changes the session
-        assert wait_until(lambda: abs(peer.ask("state")["tempo"] - 133.5) < 0.01, 5)
+        assert wait_until(lambda: abs(peer.ask("state")["tempo"] - 133.5) < 0.01, 15)
         from_riffd = time.monotonic() - asked
         assert abs(link_of(c)["tempo"] - 133.5) < 0.01
         asked = time.monotonic()
         peer.ask("tempo 97.25")                                 # the peer changes it
-        assert wait_until(lambda: abs(c.status()["clock"]["tempo"] - 97.25) < 0.01, 5)
+        assert wait_until(lambda: abs(c.status()["clock"]["tempo"] - 97.25) < 0.01, 15)
         from_peer = time.monotonic() - asked
         assert abs(link_of(c)["tempo"] - 97.25) < 0.01
         assert abs(peer.ask("state")["tempo"] - 97.25) < 0.01
@@ -312,4 +312,5 @@ def test_clock_source_switches_leave_and_join_the_session_at_run_time(session):
         reply = c.request("clock", source="link")
         assert reply["link"]["enabled"] is True and reply["clock"]["source"] == "link"
         assert wait_until(lambda: link_of(c)["peers"] == 1, 10)
-        assert wait_until(lambda: abs(c.status()["clock"]["tempo"] - 128) < 0.01, 5)
+        # joining measures the session first (pings between the peers): slow on a loaded machine
+        assert wait_until(lambda: abs(c.status()["clock"]["tempo"] - 128) < 0.01, 30)
