@@ -95,8 +95,9 @@ class LinkClock:
         """Join the session (start discovery) and follow it."""
         if self._thread is not None:
             return self
-        link = _link_module()
-        self._link = link.Link(self.clock.tempo)
+        if self._link is None:          # one Link instance for the daemon's life: enabling it
+            link = _link_module()       # again resets its state, so it joins a running
+            self._link = link.Link(self.clock.tempo)     # session without imposing its tempo
         self._link.startStopSyncEnabled = self.start_stop
         self._link.enabled = True
         self._offset_beats = None
