@@ -14,7 +14,8 @@ from riffd.training.train_multilabel import train
 SMALL = ["data.max_songs=6", "model.hidden_size=32", "model.dense_size=32",
          "model.attention_window=16", "model.dropout=0.0", "model.lstm_dropout=0.0",
          "train.epochs=3", "train.batch_size=16", "train.stride=8", "train.learning_rate=0.01",
-         "train.early_stop_patience=10"]
+         "train.early_stop_patience=10",
+         'train.inference_mode="threshold"']   # the document's decoding (the recipe draws)
 
 
 @pytest.fixture(scope="module")
