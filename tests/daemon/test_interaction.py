@@ -348,6 +348,7 @@ def test_a_recording_holds_the_notes_a_separate_client_saw_and_renders_to_audio(
                                                                                sent, tmp_path):
     path = riffd.root / "take.mid"   # recordings stay inside the daemon's --record-dir
     with riffd.client() as c:
+        missed = _missed(c.status()) + peer._ports.xruns + peer._ports.missed_cycles
         c.request("record", action="start", path=str(path))
         c.set(mode="continuous")
         c.start()
@@ -358,6 +359,8 @@ def test_a_recording_holds_the_notes_a_separate_client_saw_and_renders_to_audio(
         wait_quiet(peer)
         result = c.request("record", action="stop")
         assert c.status()["monitor"]["notes"] > 0             # the live synth played them
+        missed = (_missed(c.status()) + peer._ports.xruns + peer._ports.missed_cycles
+                  - missed)
     assert result["path"] == str(path) and path.exists()
     seen = note_ons(peer.received())
     midi = mido.MidiFile(str(path))
@@ -388,7 +391,12 @@ def test_a_recording_holds_the_notes_a_separate_client_saw_and_renders_to_audio(
     offset = statistics.median(r.monotonic - nearest(r) for r in seen)
     assert abs(offset) < 0.05, offset
     late = [r.monotonic - offset - nearest(r) for r in seen]
-    assert max(abs(x) for x in late) < PERIOD_S + 0.002, late
+    # within a JACK period, unless JACK skipped a cycle for riffd or the client: the events due
+    # in it go out (or are heard) at the start of the next cycle that runs, a few periods late
+    off = [x for x in late if abs(x) >= PERIOD_S + 0.002]
+    assert not off or missed, (late, "no xrun or skipped cycle explains them")
+    assert len(off) <= max(2, len(seen) // 4) and max(abs(x) for x in late) < 0.1, \
+        (late, f"{missed} xruns or skipped cycles")
     assert len(played_in) == 1
     wav = tmp_path / "take.wav"
     done = subprocess.run([sys.executable, "-m", "riffd.daemon.monitor", str(path), str(wav)],
