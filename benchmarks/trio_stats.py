@@ -95,22 +95,28 @@ def play_trio(bars: int, tempo: float) -> tuple[dict[str, list[Note]], dict]:
 
 
 def training_data() -> dict[str, list[np.ndarray]]:
-    """Held-out bars of the chorales and of the Essen folk songs, (16, 128) rolls."""
+    """Held-out bars of the chorales and of the melody voice's folk tunes, (16, 128) rolls."""
     from riffd.training.chorales import (ChoraleSettings, load_chorale_corpus, piece_bars,
                                          split_pieces)
     from riffd.training.notewise_config import NotewiseDataConfig
     from riffd.training.notewise_data import load_notewise_corpus
     from riffd.engine.notewise_representation import decode_events
+    from riffd.engine.checkpoint import read_metadata
+    from riffd.engine.loading import resolve_model_path
 
     pieces, _ = load_chorale_corpus(ChoraleSettings())
     _, held_out = split_pieces(pieces, 0.1, 0)             # the GANs' held-out chorales
     chorales = [bar for piece in held_out for bar in piece_bars(piece, FULL, BAR_STEPS)]
-    folk = load_notewise_corpus(NotewiseDataConfig(), seed=0)
+    # the melody voice's training tunes: the bundled notewise model's corpus and split
+    recipe = read_metadata(resolve_model_path("notewise_n2_folk"))["recipe"]
+    folk = load_notewise_corpus(NotewiseDataConfig(**recipe["data"]),
+                                seed=int(recipe.get("train", {}).get("seed", 0)))
     songs = []
     for events in folk.val:
         roll = notes_to_roll(decode_events(events), FULL)
         songs += [roll[b:b + BAR_STEPS] for b in range(0, len(roll) - BAR_STEPS + 1, BAR_STEPS)]
-    return {"chorales (held out)": chorales, "Essen erk songs (held out)": songs}
+    return {"chorales (held out)": chorales,
+            f"{', '.join(recipe['data']['corpus'])} tunes (held out)": songs}
 
 
 def main(argv: list[str] | None = None) -> int:

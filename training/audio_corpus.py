@@ -101,11 +101,11 @@ def _score_paths(what: str) -> list[Path]:
     from music21 import corpus
     if what == "chorales":
         return sorted(Path(p) for p in corpus.getComposer("bach") if Path(p).suffix == ".mxl")
-    if what.startswith("essen:"):
-        prefix = what.split(":", 1)[1]
-        return sorted(Path(p) for p in corpus.getPaths() if "essenFolksong" in str(p)
-                      and (prefix == "all" or Path(p).name.startswith(prefix)))
-    raise AudioCorpusError(f"{what} is unknown; use chorales or essen:NAME")
+    from riffd.training.corpus import MUSIC21_FOLDERS, resolve_corpus
+    if what.startswith("essen:") or what in MUSIC21_FOLDERS:
+        return resolve_corpus([what])
+    raise AudioCorpusError(f"{what} is unknown; use chorales, essen:NAME, "
+                           + " or ".join(MUSIC21_FOLDERS))
 
 
 def _scores(what: str, count: int):

@@ -6,14 +6,16 @@ prints this table):
   ``chorales``       the 371 Bach chorales of music21's corpus (four parts)
   ``essen:NAME``     Essen folk songs of music21's corpus, the ABC files whose names start
                      with NAME (``essen:erk``, the melody document's set; ``essen:all``)
+  ``oneills``        O'Neill's Music of Ireland (1850) of music21's corpus: Irish folk tunes
+  ``ryans``          Ryan's Mammoth Collection (1883) of music21's corpus: fiddle tunes
   a folder, file or glob of your own scores: MIDI (.mid, .midi; multi-track files welcome:
                      drums are left out, the melody track is found), MusicXML, kern or ABC
   a folder, file or glob of audio: WAV, FLAC, OGG or MP3 (the spectral family only)
 
-The spectral family renders ``chorales`` and ``essen:NAME`` to audio itself. Older names
-are still read, with a note in the log: ``bach_chorales`` (the GAN recipes) is ``chorales``,
-and ``render:chorales`` / ``render:essen:NAME`` (the spectral recipes) are ``chorales`` /
-``essen:NAME``.
+The spectral family renders the music21 corpora (``chorales``, ``essen:NAME``, ``oneills``,
+``ryans``) to audio itself. Older names are still read, with a note in the log:
+``bach_chorales`` (the GAN recipes) is ``chorales``, and ``render:chorales`` /
+``render:essen:NAME`` (the spectral recipes) are ``chorales`` / ``essen:NAME``.
 """
 from __future__ import annotations
 
@@ -47,6 +49,12 @@ CORPUS_KINDS = (
     CorpusKind("essen:NAME", "Essen folk songs of music21's corpus: the ABC files whose names "
                "start with NAME (essen:erk = the melody document's set, essen:all = all 31 "
                "files); one line each", SYMBOLIC + SPECTRAL, 'corpus = ["essen:erk"]'),
+    CorpusKind("oneills", "O'Neill's Music of Ireland (1850): about 2,000 Irish folk tunes of "
+               "music21's corpus (jigs, reels, hornpipes, airs)", SYMBOLIC + SPECTRAL,
+               'corpus = ["oneills"]'),
+    CorpusKind("ryans", "Ryan's Mammoth Collection (1883): about 1,000 fiddle tunes of "
+               "music21's corpus (reels, hornpipes, jigs, strathspeys)", SYMBOLIC + SPECTRAL,
+               'corpus = ["ryans"]'),
     CorpusKind("FOLDER, FILE or GLOB (scores)", "your own MIDI (.mid, .midi), MusicXML, kern "
                "or ABC files, folders searched recursively; multi-track MIDI is fine: drums "
                "are left out and the melody families take the melody track",
@@ -75,7 +83,8 @@ def canonical_corpus(entries: list[str] | str) -> list[str]:
 
 def is_music21_corpus(entry: str) -> bool:
     """Whether an entry names one of music21's bundled corpora (not a file of the user's)."""
-    return entry == "chorales" or entry.startswith("essen:")
+    from riffd.training.corpus import MUSIC21_FOLDERS
+    return entry == "chorales" or entry in MUSIC21_FOLDERS or entry.startswith("essen:")
 
 
 def families_for(spelling: str) -> tuple[str, ...]:

@@ -92,6 +92,16 @@ def _music21_paths(prefix: str) -> list[Path]:
     return paths
 
 
+# corpus names → music21 corpus folders of folk tunes in ABC, one tune per piece
+MUSIC21_FOLDERS = {"oneills": "oneills1850", "ryans": "ryansMammoth"}
+
+
+def _music21_folder(name: str) -> list[Path]:
+    """The score files of one of music21's corpus folders (e.g. ``oneills1850``)."""
+    from music21 import corpus
+    return sorted(Path(p) for p in corpus.getPaths() if Path(p).parent.name == name)
+
+
 def resolve_corpus(specs: list[str]) -> list[Path]:
     """All score files that the specs name, sorted, without duplicates."""
     from riffd.training.corpora import canonical_corpus
@@ -105,6 +115,8 @@ def resolve_corpus(specs: list[str]) -> list[Path]:
                               "(riffd train --list-corpora lists them all)")
         if spec.startswith("essen:"):
             paths = _music21_paths(spec.split(":", 1)[1])
+        elif spec in MUSIC21_FOLDERS:
+            paths = _music21_folder(MUSIC21_FOLDERS[spec])
         elif any(ch in spec for ch in "*?["):
             paths = sorted(Path(p) for p in glob.glob(spec, recursive=True))
         elif Path(spec).is_dir():

@@ -173,9 +173,12 @@ def fit(task: LoopTask, tc, device: torch.device, ctx: distributed.DistContext,
                         "val_accuracy": metrics["accuracy"], **extra, "lr": lr,
                         "seconds": time.monotonic() - started})
         improved = metrics["loss_bits"] < best_loss
-        log.info("epoch %d: train %.3f bits, val %.3f bits, val accuracy %.1f%%%s",
+        heads = ", ".join(f"{k[:-len('_accuracy')]} {100 * v:.1f}%" for k, v in metrics.items()
+                          if k.endswith("_accuracy"))       # e.g. the notewise pitch and duration
+        log.info("epoch %d: train %.3f bits, val %.3f bits, val accuracy %.1f%%%s%s",
                  epoch + 1, history[-1]["train_loss_bits"], metrics["loss_bits"],
-                 100 * metrics["accuracy"], " (best)" if improved else "")
+                 100 * metrics["accuracy"], f" ({heads})" if heads else "",
+                 " (best)" if improved else "")
         best_loss = min(best_loss, metrics["loss_bits"])
         epochs_without_gain = 0 if improved else epochs_without_gain + 1
 

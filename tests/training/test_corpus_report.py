@@ -112,3 +112,17 @@ def test_old_corpus_names_are_read_with_a_note(caplog):
     from riffd.training.corpus import CorpusError, resolve_corpus
     with pytest.raises(CorpusError, match="--list-corpora"):
         resolve_corpus(["chorales"])                       # a four-part corpus for melodies
+
+
+def test_the_folk_tune_collections_of_music21_are_corpora_by_name():
+    """``oneills`` and ``ryans`` name music21's O'Neill's and Ryan's ABC collections, for the
+    symbolic families and the spectral family's own rendering alike."""
+    from riffd.training.audio_corpus import _score_paths
+    from riffd.training.corpus import iter_scores, resolve_corpus
+    ryans, oneills = resolve_corpus(["ryans"]), resolve_corpus(["oneills"])
+    assert len(ryans) > 1000 and {p.parent.name for p in ryans} == {"ryansMammoth"}
+    assert len(oneills) > 30 and {p.parent.name for p in oneills} == {"oneills1850"}
+    assert {p.suffix for p in ryans + oneills} == {".abc"}
+    assert _score_paths("ryans") == ryans
+    tunes = list(iter_scores(oneills[0]))                # an ABC file of O'Neill's holds many
+    assert len(tunes) > 20 and all(s.flatten().notes for _, s in tunes[:3])
