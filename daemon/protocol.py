@@ -215,7 +215,8 @@ COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
     ), result='{"clock": {...}, "clock_out": {...}, "clock_in": {...}}'),
     CommandSpec("add_voice", "Add a voice with its own model, mode, channel and controls.", args=(
         ArgSpec("name", "str", required=True, doc="a new voice name"),
-        ArgSpec("model", "str", doc="checkpoint path; default: the bundled melody model"),
+        ArgSpec("model", "str", doc="checkpoint path or bundled model name (e.g. "
+                "notewise_n2_folk); default: the bundled melody model"),
         *VOICE_CONTROLS,
     )),
     CommandSpec("remove_voice", "Remove a voice; its notes end.", args=(
@@ -223,7 +224,8 @@ COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (
     )),
     CommandSpec("load_model", "Replace a voice's model at the next bar line, without a gap.",
                 args=(
-        ArgSpec("path", "str", required=True, doc="checkpoint (.safetensors) to load"),
+        ArgSpec("path", "str", required=True, doc="checkpoint (.safetensors) to load, or a "
+                "bundled model's name (e.g. multilabel_m5_chorales)"),
         VOICE_ARG,
     ), result='{"voice": name, "model": path, "family": ..., "takes_effect": "next bar"}'),
     CommandSpec("list_models", "List the checkpoints in the model directories.",

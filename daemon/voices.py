@@ -15,7 +15,7 @@ from pathlib import Path
 
 from riffd.daemon.voice import Voice, VoiceSettings, check_settings
 from riffd.engine.checkpoint import DEFAULT_LIMITS, CheckpointError, ModelLimits, read_metadata
-from riffd.engine.loading import BUNDLED_MODEL, WrongKindError, load_generator
+from riffd.engine.loading import BUNDLED_MODEL, WrongKindError, load_generator, resolve_model_path
 from riffd.engine.safe_files import FileRefused, check_regular, is_within
 from riffd.engine.melody_representation import Note
 from riffd.engine.sampling import SamplingSettings
@@ -75,12 +75,19 @@ def model_folders(model_dirs: list[str | Path]) -> list[Path]:
 
 
 def allowed_model_path(path: str, model_dirs: list[str | Path]) -> Path:
-    """``path`` when it lies inside a model folder (links and ``..`` resolved); raises
-    ValueError naming the allowed folders and how to add one otherwise. Opens nothing."""
+    """The checkpoint ``path`` names, when it lies inside a model folder (links and ``..``
+    resolved): a path, or a bundled model's name (``gan_cnn_chorales``, as in a serve config).
+    Raises ValueError naming the allowed folders and how to add one, or listing the bundled
+    models for an unknown name. Opens nothing."""
     if not path:
-        raise ValueError("give the path of a checkpoint (.safetensors)")
+        raise ValueError("give the path of a checkpoint (.safetensors) or a bundled model's "
+                         "name")
     if "\x00" in path:
         raise ValueError("a path cannot contain a NUL character")
+    try:
+        path = str(resolve_model_path(path))
+    except CheckpointError as exc:
+        raise ValueError(str(exc)) from None
     folders = model_folders(model_dirs)
     if not is_within(path, folders):
         shown = ", ".join(str(f) for f in folders)

@@ -135,6 +135,22 @@ def test_paths_outside_the_model_folders_are_refused_without_reading_them(riffd,
     assert "outside the model folders" in link["error"] and "TOPSECRET" not in str(listed)
 
 
+def test_bundled_models_are_loaded_by_name_and_an_unknown_name_lists_them(riffd):
+    with riffd.client(timeout_s=30) as c:
+        reply = c.request("load_model", path="notewise_n2_folk")
+        assert reply["family"] == "notewise_lstm"
+        assert reply["model"].endswith("notewise_n2_folk.safetensors")
+        added = c.request("add_voice", name="bass", model="bundled:melody_erk")
+        assert added["name"] == "bass"
+        err, _ = refusal(c, "load_model", path="nonesuch")
+        assert err.code == "bad_args" and "no bundled model called 'nonesuch'" in err.message
+        assert "gan_cnn_chorales" in err.message
+        err, _ = refusal(c, "add_voice", name="x", model="nonesuch")
+        assert err.code == "bad_args" and "melody_erk" in err.message
+        c.request("remove_voice", name="bass")
+        c.request("load_model", path="melody_erk")          # leave the voice as it was
+
+
 def test_an_audio_model_for_a_midi_voice_says_where_it_belongs(riffd, files):
     with riffd.client(timeout_s=10) as c:
         err, _ = refusal(c, "load_model", path=str(files / "models" / "spectral.safetensors"))
