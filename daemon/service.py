@@ -485,7 +485,8 @@ class Riffd:
         (or bar) of the clock."""
         notes = self._beats(played)
         key = estimate_key(notes)
-        self._publish("phrase", {"notes": [_note_dict(n) for n in notes], "key": key.name,
+        self._publish("phrase", {"notes": [dict(_note_dict(n), velocity=p.velocity)
+                                           for n, p in zip(notes, played)], "key": key.name,
                                  "source": "midi", "end": end_s,
                                  "beat": round(self.clock.beat_at(played[0].on_s), 4)})
         earliest = max(end_s, time.monotonic() + PREPARE_S)

@@ -170,8 +170,8 @@ def test_a_lost_note_off_on_riffd_in_still_gets_an_answer_and_the_next_phrase_is
                                                 for r in rs), 10), log.read_text()
             answered = time.monotonic()
             # phrase 2, after the answer: 67 and 69, played properly
-            peer.play([(0.0, [0x90, 67, 90]), (0.2, [0x80, 67, 0]),
-                       (0.3, [0x90, 69, 90]), (0.5, [0x90, 69, 0])])     # velocity-0 off
+            peer.play([(0.0, [0x90, 67, 110]), (0.2, [0x80, 67, 0]),
+                       (0.3, [0x90, 69, 35]), (0.5, [0x90, 69, 0])])     # velocity-0 off
             listener.join(15)
             after = c.status()["counters"]
     assert daemon.proc.returncode == 0, log.read_text()
@@ -181,4 +181,5 @@ def test_a_lost_note_off_on_riffd_in_still_gets_an_answer_and_the_next_phrase_is
     assert len(phrases) == 2, phrases
     assert sorted(n["pitch"] for n in phrases[0]["notes"]) == [60, 62, 64]
     assert [n["pitch"] for n in phrases[1]["notes"]] == [67, 69]
+    assert [n["velocity"] for n in phrases[1]["notes"]] == [110, 35]   # as played
     assert "held" in log.read_text() and "released" in log.read_text()
