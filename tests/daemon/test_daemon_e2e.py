@@ -12,40 +12,12 @@ from riffd.daemon.midi_peer import MidiPeer
 from riffd.daemon.process import DaemonProcess
 from riffd.daemon.recording import pair_notes
 from riffd.engine.melody_representation import Note
-
-FAST = ["--midi-api", "jack", "--tempo", "240", "--length", "2", "--silence", "0.4",
-        "--log-level", "WARNING"]
-
-
-def note_ons(peer):
-    return [r for r in peer.received() if r.message[0] & 0xF0 == 0x90 and r.message[2] > 0]
+from tests.daemon.serve_helpers import FAST, note_ons, restoring_peer, serving, sounding, wait_quiet
 
 
 def hanging(peer) -> int:
     """Note-ons a listening client saw without their note-off (for a daemon that is gone)."""
     return pair_notes([(r.seconds, r.message) for r in peer.received()])[1]
-
-
-def sounding(riffd) -> int:
-    """Notes riffd has sent and not ended, by its own record, once they have gone out (a
-    listening client may miss a JACK cycle on a loaded machine)."""
-    with riffd.client() as c:
-        deadline = time.monotonic() + 3
-        while c.status()["counters"]["sounding"] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return c.status()["counters"]["sounding"]
-
-
-def wait_quiet(peer, seconds=0.4, timeout=5.0):
-    """Wait until nothing has arrived for ``seconds``."""
-    deadline = time.monotonic() + timeout
-    count = -1
-    while time.monotonic() < deadline:
-        now = len(peer.received())
-        if now == count:
-            return
-        count = now
-        time.sleep(seconds)
 
 
 def jack_ports():
@@ -54,10 +26,8 @@ def jack_ports():
 
 @pytest.fixture(scope="module")
 def riffd(jack_server, tmp_path_factory):
-    log = tmp_path_factory.mktemp("riffd") / "serve.log"
-    with DaemonProcess(FAST, log_path=log) as daemon:
+    with serving(FAST, tmp_path_factory.mktemp("riffd") / "serve.log") as daemon:
         yield daemon
-    assert daemon.proc.returncode == 0, log.read_text()
 
 
 DEFAULTS = {"channel": 1, "velocity": 90, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
@@ -65,14 +35,8 @@ DEFAULTS = {"channel": 1, "velocity": 90, "temperature": 1.0, "top_k": 0, "top_p
 
 @pytest.fixture
 def peer(riffd):
-    try:
-        with MidiPeer(f"peer-{time.monotonic_ns()}") as p:
-            p.connect("riffd:out", "riffd:in")
-            yield p
-    finally:
-        with riffd.client() as c:               # put back whatever the test changed
-            c.stop()
-            c.set(**DEFAULTS)
+    with restoring_peer(riffd, "riffd", DEFAULTS) as p:   # puts back whatever the test changed
+        yield p
 
 
 def test_ports_and_status(riffd):
@@ -93,7 +57,7 @@ def test_start_streams_notes_and_stop_leaves_nothing_hanging(riffd, peer):
         c.stop()
     wait_quiet(peer)
     assert sounding(riffd) == 0
-    assert len(note_ons(peer)) >= 6
+    assert len(note_ons(peer.received())) >= 6
 
 
 def test_a_played_phrase_gets_an_answer_in_its_key(riffd, peer):
@@ -112,7 +76,7 @@ def test_a_played_phrase_gets_an_answer_in_its_key(riffd, peer):
         status = c.status()
     assert status["counters"]["phrases"] == phrases_before + 1
     assert status["key"] == "Eb major"
-    answer = [Note(r.message[1], r.seconds, 0.25) for r in note_ons(peer)]
+    answer = [Note(r.message[1], r.seconds, 0.25) for r in note_ons(peer.received())]
     assert len(answer) >= 4
     eb_major = {3, 5, 7, 8, 10, 0, 2}
     in_key = sum(n.pitch % 12 in eb_major for n in answer)
@@ -138,9 +102,9 @@ def test_set_changes_what_is_played(riffd, peer):
         assert peer.wait_for(lambda rs: len([r for r in rs if r.message[0] & 0xF0 == 0x90]) >= 3, 10)
         c.stop()
         settings = c.status()["settings"]
-        c.set(channel=1, velocity=90, temperature=1.0, top_k=0, top_p=1.0)
+        c.set(**DEFAULTS)
     assert settings["channel"] == 5 and settings["top_k"] == 5 and settings["temperature"] == 0.7
-    ons = note_ons(peer)
+    ons = note_ons(peer.received())
     assert all(r.message[0] == 0x94 and r.message[2] == 33 for r in ons)
 
 

@@ -9,6 +9,7 @@ import pytest
 from riffd.daemon.jack_server import JackServer
 from riffd.daemon.midi_peer import MidiPeer
 from riffd.daemon.midi_ports import JackMidiPorts, MidiPortError, RtMidiPorts, open_midi_ports
+from tests.daemon.jack_midi_fixtures import peer, ports  # noqa: F401 (fixtures)
 
 FRAME_TOLERANCE_S = 0.001  # frame-accurate placement: far below one period (5.3 ms)
 
@@ -17,19 +18,6 @@ def jack_ports(env=None):
     full = dict(os.environ, **(env or {}))
     out = subprocess.run(["jack_lsp"], env=full, capture_output=True, text=True, timeout=5)
     return out.stdout.split()
-
-
-@pytest.fixture
-def ports(jack_server):
-    with JackMidiPorts().open("riffd") as p:
-        yield p
-
-
-@pytest.fixture
-def peer(ports):
-    with MidiPeer() as p:
-        p.connect(ports.out_port_name, ports.in_port_name)
-        yield p
 
 
 def test_ports_appear_and_disappear(jack_server):

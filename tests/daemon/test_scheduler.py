@@ -6,28 +6,12 @@ import time
 
 import pytest
 
-from riffd.daemon.midi_peer import MidiPeer
 from riffd.daemon.midi_ports import JackMidiPorts, MidiPortError, MidiPorts
 from riffd.daemon.scheduler import Scheduler
+from tests.daemon.jack_midi_fixtures import peer, ports  # noqa: F401 (fixtures)
+from tests.daemon.serve_helpers import note_ons
 
 TIMING_TOLERANCE_S = 0.002  # frame-accurate output; cycle quantisation would be up to 5.3 ms
-
-
-@pytest.fixture
-def ports(jack_server):
-    with JackMidiPorts().open("riffd") as p:
-        yield p
-
-
-@pytest.fixture
-def peer(ports):
-    with MidiPeer() as p:
-        p.connect(ports.out_port_name, ports.in_port_name)
-        yield p
-
-
-def note_ons(received):
-    return [m for m in received if m.message[0] & 0xF0 == 0x90 and m.message[2] > 0]
 
 
 def assert_balanced(received):
@@ -44,6 +28,14 @@ def assert_balanced(received):
             assert sounding[key] > 0, f"note-off without note-on for {key}"
             sounding[key] -= 1
     assert +sounding == collections.Counter(), f"notes left sounding: {dict(+sounding)}"
+
+
+def schedule_notes(sched, notes) -> None:
+    """Schedule each ``(on_at, off_at, channel, pitch, velocity)`` of ``notes``: a note-on at
+    ``on_at`` and its note-off at ``off_at`` (monotonic seconds), in that order."""
+    for on_at, off_at, channel, pitch, velocity in notes:
+        sched.schedule_on(on_at, channel, pitch, velocity)
+        sched.schedule_off(off_at, channel, pitch)
 
 
 def missed(ports, peer) -> int:
@@ -107,9 +99,8 @@ def test_stop_ends_every_note(ports, peer):
     def body():
         sched = Scheduler(ports).start()
         t0 = time.monotonic() + 0.02
-        for i in range(4):
-            sched.schedule_on(t0 + i * 0.01, 3, 64, 80)       # same pitch stacked 4 times
-            sched.schedule_off(t0 + 10.0, 3, 64)               # offs far in the future
+        # the same pitch stacked 4 times, its offs far in the future
+        schedule_notes(sched, [(t0 + i * 0.01, t0 + 10.0, 3, 64, 80) for i in range(4)])
         sched.schedule_on(t0 + 10.0, 3, 70, 80)                # never reached
         assert peer.wait_for(lambda r: len(note_ons(r)) >= 4, timeout=2.0)
         assert sched.sounding() == {(3, 64): 4}
@@ -127,9 +118,8 @@ def test_all_notes_off_while_running(ports, peer):
     def body():
         with Scheduler(ports) as sched:
             t0 = time.monotonic() + 0.02
-            for i in range(6):
-                sched.schedule_on(t0 + i * 0.005, 1 + i, 40 + i, 100)
-                sched.schedule_off(t0 + 5.0, 1 + i, 40 + i)
+            schedule_notes(sched, [(t0 + i * 0.005, t0 + 5.0, 1 + i, 40 + i, 100)
+                                   for i in range(6)])
             # The last note-ons are handed to JACK ahead of their time; panic must not let them
             # arrive after their note-offs.
             deadline = time.monotonic() + 2.0
@@ -150,9 +140,8 @@ def test_cancel_pending_keeps_offs_of_sounding_notes(ports, peer):
     def body():
         with Scheduler(ports) as sched:
             t0 = time.monotonic() + 0.02
-            for i in range(10):
-                sched.schedule_on(t0 + i * 0.04, 1, 60 + i, 90)
-                sched.schedule_off(t0 + i * 0.04 + 0.1, 1, 60 + i)
+            schedule_notes(sched, [(t0 + i * 0.04, t0 + i * 0.04 + 0.1, 1, 60 + i, 90)
+                                   for i in range(10)])
             assert peer.wait_for(lambda r: len(note_ons(r)) >= 3, timeout=2.0)
             sched.cancel_pending()
             sounding = sched.sounding()
@@ -233,9 +222,8 @@ def test_schedule_from_many_threads(ports, peer):
             t0 = time.monotonic() + 0.05
 
             def worker(channel):
-                for i in range(20):
-                    sched.schedule_on(t0 + i * 0.002, channel, 30 + i, 64)
-                    sched.schedule_off(t0 + i * 0.002 + 0.01, channel, 30 + i)
+                schedule_notes(sched, [(t0 + i * 0.002, t0 + i * 0.002 + 0.01, channel,
+                                        30 + i, 64) for i in range(20)])
 
             threads = [threading.Thread(target=worker, args=(c,)) for c in (1, 2, 3, 4)]
             for t in threads:

@@ -1,16 +1,15 @@
 """Real multilabel training on a few Bach chorales from music21's corpus."""
-import shutil
-
 import pytest
 import torch
 
 from riffd.engine.checkpoint import load_checkpoint, read_metadata
 from riffd.engine.loading import load_generator
 from riffd.engine.melody_representation import Note
-from riffd.training.cli import main as train_main
 from riffd.training.recipe import load_recipe
 from riffd.training.train_multilabel import train
+from tests.training.small_runs import resume_copy, train_small
 
+RECIPE = "configs/multilabel_m5_chorales.toml"
 SMALL = ["data.max_songs=6", "model.hidden_size=32", "model.dense_size=32",
          "model.attention_window=16", "model.dropout=0.0", "model.lstm_dropout=0.0",
          "train.epochs=3", "train.batch_size=16", "train.stride=8", "train.learning_rate=0.01",
@@ -20,11 +19,7 @@ SMALL = ["data.max_songs=6", "model.hidden_size=32", "model.dense_size=32",
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("multilabel")
-    recipe = load_recipe("configs/multilabel_m5_chorales.toml",
-                         SMALL + [f'data.cache_dir="{root / "cache"}"',
-                                  f'train.output_dir="{root / "run"}"'])
-    return recipe, train(recipe), root
+    return train_small(tmp_path_factory.mktemp("multilabel"), RECIPE, SMALL, train)
 
 
 def test_validation_loss_falls_and_top3_is_measured(trained):
@@ -59,15 +54,9 @@ def test_checkpoint_round_trip_gives_a_polyphonic_generator(trained):
 
 def test_resume_continues_from_last(trained, tmp_path):
     _, _, root = trained
-    run = tmp_path / "run"
-    shutil.copytree(root / "run", run)
-    code = train_main(["train", "configs/multilabel_m5_chorales.toml",
-                       *sum([["--set", s] for s in SMALL], []),
-                       "--set", f'data.cache_dir="{root / "cache"}"', "--set", "train.epochs=4",
-                       "--output", str(run), "--resume", "--quiet"])
+    code, epochs = resume_copy(root, tmp_path / "run", RECIPE, SMALL, epochs=4)
     assert code == 0
-    history = read_metadata(run / "last.safetensors")["training"]["history"]
-    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert epochs == [1, 2, 3, 4]
 
 
 def test_bad_inference_settings_are_refused(tmp_path):

@@ -5,10 +5,11 @@ import torch
 from riffd.engine.checkpoint import load_checkpoint, read_metadata
 from riffd.engine.loading import load_generator
 from riffd.engine.melody_representation import Note
-from riffd.training.cli import main as train_main
 from riffd.training.recipe import RecipeError, load_recipe
 from riffd.training.train_notewise import train
+from tests.training.small_runs import resume_copy, train_small
 
+RECIPE = "configs/cnn_lstm_n4_folk.toml"
 SMALL = ['data.corpus=["essen:erk5"]', "model.hidden_size=32", "model.pitch_embed_dim=16",
          "model.dense_size=32", "model.cnn_channels=16", "model.attention_window=8",
          "train.epochs=4", "train.batch_size=16", "train.stride=4", "train.learning_rate=0.003",
@@ -17,11 +18,7 @@ SMALL = ['data.corpus=["essen:erk5"]', "model.hidden_size=32", "model.pitch_embe
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("notewise")
-    recipe = load_recipe("configs/cnn_lstm_n4_folk.toml",
-                         SMALL + [f'data.cache_dir="{root / "cache"}"',
-                                  f'train.output_dir="{root / "run"}"'])
-    return recipe, train(recipe), root
+    return train_small(tmp_path_factory.mktemp("notewise"), RECIPE, SMALL, train)
 
 
 def test_validation_loss_falls_and_both_accuracies_are_kept(trained):
@@ -56,16 +53,9 @@ def test_checkpoint_round_trip_gives_a_generator_in_the_seed_key(trained):
 
 def test_resume_continues_from_last(trained, tmp_path):
     _, _, root = trained
-    import shutil
-    run = tmp_path / "run"
-    shutil.copytree(root / "run", run)
-    code = train_main(["train", "configs/cnn_lstm_n4_folk.toml",
-                       *sum([["--set", s] for s in SMALL], []),
-                       "--set", f'data.cache_dir="{root / "cache"}"', "--set", "train.epochs=5",
-                       "--output", str(run), "--resume", "--quiet"])
+    code, epochs = resume_copy(root, tmp_path / "run", RECIPE, SMALL, epochs=5)
     assert code == 0
-    history = read_metadata(run / "last.safetensors")["training"]["history"]
-    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
+    assert epochs == [1, 2, 3, 4, 5]
 
 
 def test_data_decided_fields_and_unknown_variants_are_refused(tmp_path):
