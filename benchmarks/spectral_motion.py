@@ -36,21 +36,10 @@ sys.path.insert(0, str(ROOT))
 from riffd.engine.loading import load_model  # noqa: E402
 from riffd.engine.spectral_generator import SpectralGenerator  # noqa: E402
 from riffd.training.spectral_motion import mean_motion, motion  # noqa: E402
-from riffd.training.spectral_render import data_config, held_out_clips  # noqa: E402
+from riffd.training.spectral_render import held_out_clips, training_clips  # noqa: E402
 
 BUNDLED = ROOT / "engine" / "models" / "spectral_default.safetensors"
 SEED_SECONDS = 8.0
-
-
-def training_clips(metadata: dict):
-    from riffd.training.audio_corpus import load_audio_corpus
-    cfg = data_config(metadata)
-    corpus = load_audio_corpus(cfg.corpus, cfg.sample_rate, render_pieces=cfg.render_pieces,
-                               render_max_seconds=cfg.render_max_seconds,
-                               render_tempo_bpm=cfg.render_tempo_bpm,
-                               render_program=cfg.render_program, cache_dir=cfg.cache_dir)
-    names = set(metadata["training"]["train_clips"])
-    return [c for c in corpus.clips if c.name in names]
 
 
 def free_running(checkpoint: Path, seconds: float) -> dict:

@@ -60,19 +60,20 @@ def write_midi(path: Path, tracks: dict[str, list[TimedNote]], tempo_bpm: float)
 
 
 def render_wav(midi_path: Path, wav_path: Path, sample_rate: int = 44100) -> str:
-    """Render a MIDI file to a 16-bit WAV with FluidSynth and the soundfont in pretty_midi.
+    """Render a MIDI file to a 16-bit WAV (peak at 90 % of full scale) with FluidSynth and the
+    soundfont in pretty_midi (``riffd.engine.fluidsynth_render``).
 
     Returns a note on what was used.
     """
     import numpy as np
     import pretty_midi
     from scipy.io import wavfile
-    soundfont = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+
+    from riffd.engine.fluidsynth_render import (pretty_midi_soundfont, render_pretty_midi,
+                                                scale_to_peak)
+    soundfont = pretty_midi_soundfont()
     pm = pretty_midi.PrettyMIDI(str(midi_path))
-    audio = pm.fluidsynth(fs=sample_rate, sf2_path=str(soundfont))
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak > 0:
-        audio = audio / peak * 0.9
+    audio = scale_to_peak(render_pretty_midi(pm, sample_rate, soundfont), 0.9)
     wavfile.write(wav_path, sample_rate, (audio * 32767).astype(np.int16))
     return f"FluidSynth with {soundfont.name}, {len(audio) / sample_rate:.1f} s at {sample_rate} Hz"
 

@@ -14,7 +14,6 @@ Rendered audio (piano, TimGM6mb.sf2 from the pretty_midi package) is cached as W
 """
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import logging
@@ -24,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from riffd.engine.fluidsynth_render import RENDER_RATE, render_pretty_midi, scale_to_peak
+from riffd.training.corpus import spec_files
+
 log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 SILENCE_PEAK = 1e-4          # a clip whose peak stays below this is silent
-RENDER_RATE = 44100          # Hz, FluidSynth's rate before resampling to the model's
 
 
 class AudioCorpusError(ValueError):
@@ -80,17 +81,12 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
 
 
 def _audio_files(spec: str) -> list[Path]:
-    if any(ch in spec for ch in "*?["):
-        paths = sorted(Path(p) for p in glob.glob(spec, recursive=True))
-    elif Path(spec).is_dir():
-        paths = sorted(p for p in Path(spec).rglob("*"))
-    elif Path(spec).is_file():
-        paths = [Path(spec)]
-    else:
+    """The audio files of one corpus entry (a file, a folder or a glob), sorted."""
+    paths = spec_files(spec, AUDIO_SUFFIXES)
+    if paths is None:
         raise AudioCorpusError(f"corpus entry {spec!r} is neither chorales, essen:NAME, an "
                                "audio file, a folder nor a matching glob (riffd train "
                                "--list-corpora lists what a corpus can be)")
-    paths = [p for p in paths if p.suffix.lower() in AUDIO_SUFFIXES]
     if not paths:
         raise AudioCorpusError(f"corpus entry {spec!r} holds no WAV, FLAC, OGG or MP3 file")
     return paths
@@ -126,7 +122,8 @@ def _scores(what: str, count: int):
 
 
 def score_to_audio(score, tempo_bpm: float, program: int, max_seconds: float) -> np.ndarray:
-    """Render a music21 score with FluidSynth (TimGM6mb.sf2) → mono float32 at 44.1 kHz.
+    """Render a music21 score with FluidSynth (TimGM6mb.sf2) → mono float32 at RENDER_RATE
+    (44.1 kHz), peak 1.
 
     Notes are read from the score (offsets in quarter notes at ``tempo_bpm``), so no MIDI
     file is written; ``program`` is the General MIDI instrument (0 = piano).
@@ -146,8 +143,7 @@ def score_to_audio(score, tempo_bpm: float, program: int, max_seconds: float) ->
     pm.instruments.append(instrument)
     if not instrument.notes:
         return np.zeros(0, dtype=np.float32)
-    soundfont = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
-    return pm.fluidsynth(fs=RENDER_RATE, synthesizer=str(soundfont)).astype(np.float32)
+    return render_pretty_midi(pm, RENDER_RATE)
 
 
 def rendered_clips(what: str, sample_rate: int, count: int, max_seconds: float,
@@ -165,11 +161,8 @@ def rendered_clips(what: str, sample_rate: int, count: int, max_seconds: float,
     folder.mkdir(parents=True, exist_ok=True)
     names = []
     for name, score in _scores(what, count):
-        audio = resample(score_to_audio(score, tempo_bpm, program, max_seconds),
-                         RENDER_RATE, sample_rate)
-        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-        if peak > 0:
-            audio = audio / peak * 0.9
+        audio = scale_to_peak(resample(score_to_audio(score, tempo_bpm, program, max_seconds),
+                                       RENDER_RATE, sample_rate), 0.9)
         sf.write(folder / f"{len(names):04d}.wav", audio, sample_rate, subtype="FLOAT")
         names.append(name)
     index.write_text(json.dumps(names))

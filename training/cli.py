@@ -29,24 +29,40 @@ Serve one with: riffd serve --model runs/melody_erk/best.safetensors
 """
 
 
+def _command_parser(sub, name: str, summary: str, description: str,
+                    epilog: str) -> argparse.ArgumentParser:
+    """A sub-command's parser: ``summary`` in ``riffd --help``, ``description`` above its
+    options, ``epilog`` (examples, line breaks kept) below them."""
+    return sub.add_parser(name, help=summary, description=description, epilog=epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _add_flag(parser: argparse.ArgumentParser, option: str, help_text: str,
+              dest: str | None = None) -> None:
+    """An on/off option (False unless given)."""
+    extra = {"dest": dest} if dest else {}
+    parser.add_argument(option, action="store_true", help=help_text, **extra)
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``, which every offline command takes, last in its help."""
+    _add_flag(parser, "--quiet", "log warnings only")
+
+
 def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a model from a TOML recipe",
-                       description="Train a model from a TOML recipe: the name of one that "
-                                   "ships with riffd (riffd train --list) or a .toml file.",
-                       epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _command_parser(sub, "train", "train a model from a TOML recipe",
+                        "Train a model from a TOML recipe: the name of one that ships with "
+                        "riffd (riffd train --list) or a .toml file.", TRAIN_EPILOG)
     p.add_argument("recipe", nargs="?",
                    help="a shipped recipe's name (melody_erk) or the path of a .toml file")
-    p.add_argument("--list", dest="list_recipes", action="store_true",
-                   help="list the shipped recipes and what each trains, then exit")
-    p.add_argument("--show", action="store_true",
-                   help="print the recipe's TOML (to copy and edit), then exit")
-    p.add_argument("--list-corpora", action="store_true",
-                   help="list the corpora (data.corpus entries) and the families that take "
-                        "each, then exit")
+    _add_flag(p, "--list", "list the shipped recipes and what each trains, then exit",
+              dest="list_recipes")
+    _add_flag(p, "--show", "print the recipe's TOML (to copy and edit), then exit")
+    _add_flag(p, "--list-corpora", "list the corpora (data.corpus entries) and the families "
+                                   "that take each, then exit")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE", help="override a recipe value (repeatable)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from last.safetensors in the output folder")
+    _add_flag(p, "--resume", "continue from last.safetensors in the output folder")
     p.add_argument("-o", "--output", help="output folder (same as --set train.output_dir=...); "
                    "with --from-recordings, the fine-tuned checkpoint (.safetensors) or its "
                    "folder (default runs/finetuned/NAME.safetensors, NAME the recordings "
@@ -60,7 +76,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=300,
                    help="with --from-recordings: training steps (default 300, a few minutes "
                         "on a CPU)")
-    p.add_argument("--quiet", action="store_true", help="log warnings only")
+    _add_quiet(p)
 
 
 def _offline_command(args, target: str, verb: str) -> int:
@@ -168,27 +184,24 @@ for the model is refused with exit status 2.
 
 
 def _eval_parser(sub) -> None:
-    ev = sub.add_parser("eval", help="evaluate a checkpoint on held-out data",
-                        description="Evaluate a checkpoint against the held-out part of its "
-                                    "own recipe's corpus: metrics as JSON (printed and "
-                                    "written) and a PNG report.",
-                        epilog=EVAL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev = _command_parser(sub, "eval", "evaluate a checkpoint on held-out data",
+                         "Evaluate a checkpoint against the held-out part of its own recipe's "
+                         "corpus: metrics as JSON (printed and written) and a PNG report.",
+                         EVAL_EPILOG)
     ev.add_argument("checkpoint", help="a .safetensors checkpoint written by riffd train")
     ev.add_argument("--out", metavar="FOLDER",
                     help="folder for <name>.eval.json and <name>.eval.png (default: beside the "
                          "checkpoint; the current folder for a model inside the riffd package)")
-    ev.add_argument("--store", action="store_true",
-                    help="also store the report in the checkpoint's metadata (rewrites the "
-                         "checkpoint; refused for the models inside the riffd package)")
-    ev.add_argument("--quiet", action="store_true", help="log warnings only")
+    _add_flag(ev, "--store", "also store the report in the checkpoint's metadata (rewrites "
+                             "the checkpoint; refused for the models inside the riffd package)")
+    _add_quiet(ev)
 
 
 def _render_parser(sub) -> None:
-    rd = sub.add_parser("render", help="generate MIDI or audio offline from a checkpoint",
-                        description="Generate offline from a checkpoint of any family: MIDI "
-                                    "(and on request WAV and a piano roll) for symbolic "
-                                    "models, WAV and a spectrogram for the spectral model.",
-                        epilog=RENDER_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rd = _command_parser(sub, "render", "generate MIDI or audio offline from a checkpoint",
+                         "Generate offline from a checkpoint of any family: MIDI (and on "
+                         "request WAV and a piano roll) for symbolic models, WAV and a "
+                         "spectrogram for the spectral model.", RENDER_EPILOG)
     rd.add_argument("checkpoint", help="a .safetensors checkpoint (e.g. "
                                        "engine/models/melody_erk.safetensors)")
     rd.add_argument("output", nargs="?", help="output file, as -o")
@@ -205,11 +218,9 @@ def _render_parser(sub) -> None:
                         help="length of a spectral render in seconds (default 30)")
     rd.add_argument("--tempo", type=float, metavar="BPM",
                     help="tempo of the MIDI and WAV, 20..300 (default: the seed's, else 120)")
-    rd.add_argument("--wav", action="store_true",
-                    help="symbolic: also write OUT.wav, rendered with FluidSynth")
-    rd.add_argument("--png", action="store_true",
-                    help="symbolic: also write OUT.png, a piano roll (spectral models always "
-                         "write a spectrogram)")
+    _add_flag(rd, "--wav", "symbolic: also write OUT.wav, rendered with FluidSynth")
+    _add_flag(rd, "--png", "symbolic: also write OUT.png, a piano roll (spectral models always "
+                           "write a spectrogram)")
     rd.add_argument("--temperature", type=float, metavar="T",
                     help="sampling temperature 0.05..5: low is safe, high adventurous "
                          "(default 1)")
@@ -218,8 +229,7 @@ def _render_parser(sub) -> None:
     rd.add_argument("--top-p", type=float, metavar="P",
                     help="sample among the most likely tokens whose probabilities add up to "
                          "P, 0.01..1 (default 1 = off)")
-    rd.add_argument("--greedy", action="store_true",
-                    help="always pick the most likely token (ignores the temperature)")
+    _add_flag(rd, "--greedy", "always pick the most likely token (ignores the temperature)")
     rd.add_argument("--density", type=int, metavar="N",
                     help="most notes started per bar, 0..64 (default 0 = no limit)")
     rd.add_argument("--low", type=int, metavar="PITCH",
@@ -231,7 +241,7 @@ def _render_parser(sub) -> None:
     rd.add_argument("--rng-seed", "--seed-value", dest="rng_seed", type=int, metavar="N",
                     help="seed of the random draws: the same N gives the same output "
                          "(default: a fresh one, printed)")
-    rd.add_argument("--quiet", action="store_true", help="log warnings only")
+    _add_quiet(rd)
 
 
 def build_parser() -> argparse.ArgumentParser:

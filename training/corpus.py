@@ -102,6 +102,21 @@ def _music21_folder(name: str) -> list[Path]:
     return sorted(Path(p) for p in corpus.getPaths() if Path(p).parent.name == name)
 
 
+def spec_files(spec: str, suffixes: set[str]) -> list[Path] | None:
+    """The files with one of ``suffixes`` (lower case, with the dot) that a corpus entry
+    names, sorted: a glob pattern's matches, a folder's files (searched recursively) or the
+    file itself. None when the entry is neither a glob, a folder nor a file."""
+    if any(ch in spec for ch in "*?["):
+        paths = sorted(Path(p) for p in glob.glob(spec, recursive=True))
+    elif Path(spec).is_dir():
+        paths = sorted(Path(spec).rglob("*"))
+    elif Path(spec).is_file():
+        paths = [Path(spec)]
+    else:
+        return None
+    return [p for p in paths if p.suffix.lower() in suffixes]
+
+
 def resolve_corpus(specs: list[str]) -> list[Path]:
     """All score files that the specs name, sorted, without duplicates."""
     from riffd.training.corpora import canonical_corpus
@@ -117,16 +132,12 @@ def resolve_corpus(specs: list[str]) -> list[Path]:
             paths = _music21_paths(spec.split(":", 1)[1])
         elif spec in MUSIC21_FOLDERS:
             paths = _music21_folder(MUSIC21_FOLDERS[spec])
-        elif any(ch in spec for ch in "*?["):
-            paths = sorted(Path(p) for p in glob.glob(spec, recursive=True))
-        elif Path(spec).is_dir():
-            paths = sorted(p for p in Path(spec).rglob("*") if p.suffix.lower() in SCORE_SUFFIXES)
-        elif Path(spec).is_file():
-            paths = [Path(spec)]
         else:
-            raise CorpusError(f"corpus entry {spec!r} is neither essen:NAME, a file, a folder "
-                              "nor a glob that matches anything; check the path "
-                              "(riffd train --list-corpora lists what a corpus can be)")
+            paths = spec_files(spec, SCORE_SUFFIXES)
+            if paths is None:
+                raise CorpusError(f"corpus entry {spec!r} is neither essen:NAME, a file, a "
+                                  "folder nor a glob that matches anything; check the path "
+                                  "(riffd train --list-corpora lists what a corpus can be)")
         paths = [p for p in paths if p.suffix.lower() in SCORE_SUFFIXES]
         if not paths:
             raise CorpusError(f"corpus entry {spec!r} matches no MIDI, MusicXML, kern or ABC file")

@@ -104,6 +104,13 @@ def read_midi(path: str | Path) -> MidiDocument:
         midi = mido.MidiFile(str(path), clip=True)
     except Exception as exc:       # mido raises OSError, EOFError, ValueError, KeyError, …
         raise ValueError(f"{path} cannot be read as a MIDI file ({exc})") from exc
+    return midi_document(midi, path)
+
+
+def midi_document(midi, path: str | Path) -> MidiDocument:
+    """The tracks (pitched notes, drum hits left out), tempo map and time signatures of a
+    ``mido.MidiFile`` already read from ``path``."""
+    import mido
     per_beat = midi.ticks_per_beat
     drum_channels = _drum_channels(midi)
     tracks, tempos, signatures = [], [], []

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from riffd.engine.fluidsynth_render import RENDER_RATE, FluidSynthError, render_pretty_midi
 from riffd.engine.melody_representation import Note
 from riffd.engine.safe_files import MB, FileRefused, open_regular, read_regular
+from riffd.training.melody_extraction import midi_document
 
 MAX_SEED_BYTES = 64 * MB          # largest seed file (MIDI or audio) render opens, bytes
 MIDI_SUFFIXES = {".mid", ".midi", ".smf", ".kar"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"}
-DRUM_CHANNEL = 9                  # MIDI channel 10, counted from 0: never a seed's pitches
-RENDER_RATE = 44100               # Hz, FluidSynth's rate before resampling
 DEFAULT_TEMPO_BPM = 120.0
 
 
@@ -43,9 +43,10 @@ def seed_kind(path: str | Path) -> str:
     return "audio" if path.suffix.lower() in AUDIO_SUFFIXES else "other"
 
 
-def read_seed_midi(path: str | Path) -> tuple[list[Note], float | None]:
-    """The notes of a MIDI file (every track, drums on channel 10 left out), times in beats
-    from the first note, and the file's first tempo in BPM (None when it sets none)."""
+def read_seed_midi(path: str | Path) -> tuple[list[Note], float]:
+    """The notes of a MIDI file (every track; drums left out as training leaves them out, see
+    :mod:`riffd.training.melody_extraction`), times in beats from the first note, and the
+    file's first tempo in BPM (120, MIDI's default, when it sets none)."""
     import mido
     path = Path(path)
     try:
@@ -57,32 +58,16 @@ def read_seed_midi(path: str | Path) -> tuple[list[Note], float | None]:
     except Exception as exc:       # mido raises OSError, EOFError, ValueError, KeyError, …
         raise SeedError(f"seed {path} is not a readable MIDI file ({exc}); give a Standard "
                         "MIDI File (.mid), e.g. one exported from your DAW") from None
-    per_beat = midi.ticks_per_beat
-    notes: list[Note] = []
-    tempo: float | None = None
-    for track in midi.tracks:
-        ticks = 0
-        sounding: dict[tuple[int, int], list[int]] = {}
-        for msg in track:
-            ticks += msg.time
-            if msg.type == "set_tempo" and tempo is None:
-                tempo = float(mido.tempo2bpm(msg.tempo))
-            if msg.type not in ("note_on", "note_off") or msg.channel == DRUM_CHANNEL:
-                continue
-            key = (msg.channel, msg.note)
-            if msg.type == "note_on" and msg.velocity > 0:
-                sounding.setdefault(key, []).append(ticks)
-            elif sounding.get(key):
-                start = sounding[key].pop(0)
-                if ticks > start:
-                    notes.append(Note(msg.note, start / per_beat, (ticks - start) / per_beat))
+    document = midi_document(midi, path)
+    notes = [n for track in document.tracks for n in track.notes]
     if not notes:
-        raise SeedError(f"seed {path} holds no notes (drums on channel 10 do not count); "
-                        "give a MIDI file with a melody or chords")
+        raise SeedError(f"seed {path} holds no notes (drums do not count: channel 10, drum "
+                        "programs and tracks named like drums); give a MIDI file with a "
+                        "melody or chords")
     origin = min(n.start for n in notes)
     notes = sorted((Note(n.pitch, n.start - origin, n.duration) for n in notes),
                    key=lambda n: (n.start, n.pitch))
-    return notes, tempo
+    return notes, document.tempos[0][1]
 
 
 def notes_to_pretty_midi(tracks: dict[str, list[Note]], tempo_bpm: float,
@@ -106,13 +91,11 @@ def synthesize(pm, sample_rate: int = RENDER_RATE) -> np.ndarray:
     """Render a ``PrettyMIDI`` with FluidSynth and the TimGM6mb soundfont that ships with
     pretty_midi (the soundfont the audio corpora use) → mono float32 at ``sample_rate`` Hz."""
     from riffd.training.audio_corpus import resample
-    soundfont = Path(__import__("pretty_midi").__file__).parent / "TimGM6mb.sf2"
     try:
-        audio = pm.fluidsynth(fs=RENDER_RATE, synthesizer=str(soundfont))
-    except Exception as exc:       # pyfluidsynth or libfluidsynth missing or broken
-        raise SeedError(f"FluidSynth cannot render ({exc}); install it with "
-                        "`apt-get install fluidsynth` (or `brew install fluid-synth`)") from None
-    return resample(np.asarray(audio, dtype=np.float32), RENDER_RATE, sample_rate)
+        audio = render_pretty_midi(pm, RENDER_RATE)
+    except FluidSynthError as exc:     # the message names what to install
+        raise SeedError(str(exc)) from None
+    return resample(audio, RENDER_RATE, sample_rate)
 
 
 def midi_seed_audio(path: str | Path, sample_rate: int) -> np.ndarray:

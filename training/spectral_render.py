@@ -17,7 +17,7 @@ import torch
 from riffd.engine.loading import load_model
 from riffd.engine.safe_files import check_regular
 from riffd.engine.spectral_generator import SpectralGenerator, WindowedSpectralGenerator
-from riffd.training.audio_corpus import load_audio_corpus, read_audio
+from riffd.training.audio_corpus import AudioClip, load_audio_corpus, read_audio
 from riffd.training.spectral_config import SpectralDataConfig
 
 log = logging.getLogger(__name__)
@@ -42,15 +42,26 @@ def data_config(metadata: dict) -> SpectralDataConfig:
     return SpectralDataConfig(**metadata["recipe"]["data"])
 
 
-def held_out_clips(metadata: dict):
-    """The checkpoint's held-out clips (rendered or read again from its corpus)."""
+def checkpoint_clips(metadata: dict, split: str) -> list[AudioClip]:
+    """The clips of the checkpoint's corpus (rendered, or read again from the cache) that its
+    training summary lists under ``split``: ``"train_clips"`` or ``"val_clips"``."""
     cfg = data_config(metadata)
     corpus = load_audio_corpus(cfg.corpus, cfg.sample_rate, render_pieces=cfg.render_pieces,
                                render_max_seconds=cfg.render_max_seconds,
                                render_tempo_bpm=cfg.render_tempo_bpm,
                                render_program=cfg.render_program, cache_dir=cfg.cache_dir)
-    names = set(metadata["training"]["val_clips"])
+    names = set(metadata["training"][split])
     return [c for c in corpus.clips if c.name in names]
+
+
+def held_out_clips(metadata: dict) -> list[AudioClip]:
+    """The checkpoint's held-out clips."""
+    return checkpoint_clips(metadata, "val_clips")
+
+
+def training_clips(metadata: dict) -> list[AudioClip]:
+    """The clips the checkpoint was trained on."""
+    return checkpoint_clips(metadata, "train_clips")
 
 
 def seed_samples(seed: str | None, metadata: dict, sample_rate: int) -> tuple[np.ndarray, str]:
