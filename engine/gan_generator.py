@@ -24,35 +24,28 @@ changing them takes effect at the next bar. ``prime`` does one pass at batch
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import deque
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from riffd.engine.gan_bilstm import GANBase
 from riffd.engine.generator import Step
-from riffd.engine.key_finding import Key, estimate_key
-from riffd.engine.melody_generator import Constraints, quantize_notes
-from riffd.engine.melody_representation import STEP_BEATS, Note
+from riffd.engine.keyed_generator import KeyedGenerator
+from riffd.engine.melody_representation import Note
+from riffd.engine.onednn import onednn
 from riffd.engine.pianoroll import PitchRange, notes_to_roll, roll_to_steps
-from riffd.engine.sampling import SamplingSettings
 
 
-class GANGenerator:
+class GANGenerator(KeyedGenerator):
     """A GAN model, its latent walk and the bar being played (one stream)."""
-
-    step_beats = STEP_BEATS
 
     def __init__(self, model: GANBase, metadata: dict, device: torch.device,
                  seed: int | None = None):
-        self.model = model.to(device).eval()
+        # the sampler settings serve only the daemon's interface: a bar is decoded by threshold
+        super().__init__(model, metadata, device)
         self.family = model.family
-        self.metadata = metadata
-        self.device = device
-        self.path = None
         representation = metadata.get("representation", {})
         self.pitch_range = PitchRange(**representation.get("pitch_range",
                                                            {"low": 60, "high": 83, "fold": True}))
@@ -63,11 +56,6 @@ class GANGenerator:
         self.lookahead = 8                     # bars generated per batched pass
         self.use_onednn = True                 # CPU: oneDNN for the batched pass (faster at
                                                # batch 8; benchmarks/symbolic_latency.py)
-        self.settings = SamplingSettings()     # kept for the daemon's interface; a GAN bar is
-                                               # decoded by threshold, not sampled token by token
-        self.constraints = Constraints()
-        self.key = Key(0, "major")
-        self.shift = 0                         # semitones seed key → C/Am (transposed models)
         self._rng = torch.Generator().manual_seed(seed if seed is not None else
                                                   int(torch.randint(0, 2**31 - 1, ()).item()))
         self._z: torch.Tensor | None = None
@@ -77,24 +65,17 @@ class GANGenerator:
         self.reset()
 
     # -- state --------------------------------------------------------------------
-    def reset(self) -> None:
-        """Start a new piece from a random latent."""
-        self.key, self.shift = Key(0, "major"), 0
+    def _restart(self) -> None:
+        """A new piece from a random latent, nothing pending."""
         self._z = self._random_latent(1)
         self._pending.clear()
         self._bars.clear()
         self._last_frame = None
 
-    @torch.inference_mode()
-    def prime(self, notes: Sequence[Note]) -> Key:
-        """Start from the latent (of ``prime_candidates``) whose bar best fits the seed."""
-        self.reset()
-        notes = quantize_notes([n for n in notes if n.pitch is not None])
-        if not notes:
-            return self.key
-        self.key = estimate_key(notes)
-        self.shift = self.key.shift_to_reference() if self.transposed else 0
-        moved = [Note(n.pitch + self.shift, n.start, n.duration) for n in notes]
+    def _feed_seed(self, notes: list[Note]) -> None:
+        """Start the walk from the latent (of ``prime_candidates``) whose bar best fits the
+        seed; that bar is played first. (The register is not followed: ``octave`` stays 0.)"""
+        moved = [Note(self._to_model(n.pitch), n.start, n.duration) for n in notes]
         seed_profile = _chroma(notes_to_roll(moved, self.pitch_range), self.pitch_range)
         candidates = self._random_latent(self.prime_candidates)              # (K, Z)
         bars = self.model(candidates.to(self.device)).cpu().numpy()          # (K, T, P)
@@ -104,11 +85,6 @@ class GANGenerator:
         best = int(np.argmax(scores))
         self._z = self._walk(candidates[best][None])
         self._bars.append(bars[best])               # the chosen bar is played first
-        return self.key
-
-    def set_constraints(self, constraints: Constraints) -> None:
-        """Pitch range and scale (in the seed's key) for what is played from now on."""
-        self.constraints = constraints
 
     # -- generation ---------------------------------------------------------------
     def next_step(self) -> Step:
@@ -125,7 +101,7 @@ class GANGenerator:
             for _ in range(max(1, self.lookahead)):
                 latents.append(self._z)
                 self._z = self._walk(self._z)
-            with _onednn(self.device, self.use_onednn):
+            with onednn(self.device, self.use_onednn):
                 probs = self.model(torch.cat(latents).to(self.device)).cpu().numpy()  # (K, T, P)
             self._bars.extend(probs)
         return self._bars.popleft() >= self.threshold
@@ -146,17 +122,14 @@ class GANGenerator:
         c = self.constraints
         out = np.zeros((roll.shape[0], 128), dtype=bool)
         for column in np.flatnonzero(roll.any(axis=0)):
-            pitch = self.pitch_range.pitch(int(column)) - self.shift
+            pitch = self._from_model(self.pitch_range.pitch(int(column)))
             if c.high - c.low >= 11:
                 while pitch < c.low:
                     pitch += 12
                 while pitch > c.high:
                     pitch -= 12
-            if not (c.low <= pitch <= c.high and 0 <= pitch <= 127):
-                continue
-            if c.scale is not None and (pitch - self.key.tonic) % 12 not in c.scale:
-                continue
-            out[:, pitch] |= roll[:, column]
+            if 0 <= pitch <= 127 and c.allows(pitch, self.key.tonic):
+                out[:, pitch] |= roll[:, column]
         return out
 
     def _random_latent(self, n: int) -> torch.Tensor:
@@ -171,20 +144,6 @@ class GANGenerator:
         noise = noise / noise.norm() * norm
         a = self.walk_angle
         return math.cos(a) * z + math.sin(a) * noise
-
-
-@contextlib.contextmanager
-def _onednn(device: torch.device, enabled: bool):
-    """Switch oneDNN on or off for one CPU pass (the daemon turns it off for single steps)."""
-    if device.type != "cpu" or torch.backends.mkldnn.enabled == enabled:
-        yield
-        return
-    before = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = enabled
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = before
 
 
 def _chroma(roll: np.ndarray, pitch_range: PitchRange) -> np.ndarray:

@@ -12,6 +12,9 @@ Methods every generator has (see ``riffd.engine.melody_generator.MelodyGenerator
   ``set_constraints(Constraints)`` pitch range and scale, in the seed's key
 Attributes: ``family``, ``step_beats``, ``device``, ``metadata``, ``path``, ``settings``
 (``riffd.engine.sampling.SamplingSettings``), ``key`` (``riffd.engine.key_finding.Key``).
+
+The symbolic generators share their key, register and constraint handling through
+``riffd.engine.keyed_generator.KeyedGenerator``.
 """
 from __future__ import annotations
 
@@ -33,3 +36,18 @@ class Step:
     @property
     def silent(self) -> bool:
         return not self.starts and not self.holds
+
+
+@dataclass
+class Constraints:
+    """Limits on generated pitches, in the seed's key (MIDI numbers, pitch classes 0–11)."""
+
+    low: int = 0
+    high: int = 127
+    scale: tuple[int, ...] | None = None    # allowed pitch classes, None = all
+
+    def allows(self, pitch: int, tonic: int) -> bool:
+        """Whether MIDI ``pitch`` lies in ``low`` … ``high`` and, with a scale, on it
+        (pitch classes counted from ``tonic``, the seed's key's 0–11)."""
+        return self.low <= pitch <= self.high and (
+            self.scale is None or (pitch - tonic) % 12 in self.scale)

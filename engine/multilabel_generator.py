@@ -6,37 +6,32 @@ every pitch whose probability reaches ``threshold`` (0.3 in the document);
 the logits first (lower = fewer, surer notes); ``settings.greedy`` forces the threshold.
 A pitch newly on starts a note, a pitch on in the previous frame too is held.
 
-Keys: when the model was trained on pieces moved to C major / A minor, a seed is moved
-there (its key estimated) and generated pitches moved back, as the melody generator does;
-otherwise (the document's preferred, untransposed input) pitches pass unchanged.
+Keys (``riffd.engine.keyed_generator``): when the model was trained on pieces moved to
+C major / A minor, a seed is moved there (its key estimated) and generated pitches moved
+back; otherwise (the document's preferred, untransposed input) pitches pass unchanged.
 Constraints (pitch range, scale in the seed's key) switch the other pitches off. With
 ``follow_register`` the seed is moved by whole octaves towards the middle of the model's
 pitch range and the answer back by as much.
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 import torch
 
 from riffd.engine.generator import Step
-from riffd.engine.key_finding import Key, estimate_key
-from riffd.engine.melody_generator import Constraints, _cpu_fast_path, quantize_notes
-from riffd.engine.melody_representation import STEP_BEATS, Note
+from riffd.engine.keyed_generator import KeyedGenerator
+from riffd.engine.melody_representation import Note
 from riffd.engine.multilabel_lstm import FAMILY, MultilabelLSTM
+from riffd.engine.onednn import cpu_fast_path
 from riffd.engine.pianoroll import PitchRange, notes_to_roll
-from riffd.engine.sampling import SamplingSettings
-from riffd.engine.seed_profile import octave_offset, register
 
 MODES = ("threshold", "bernoulli")
 
 
-class MultilabelGenerator:
+class MultilabelGenerator(KeyedGenerator):
     """A multilabel model, its pitch range, sampler state and key shift (one stream)."""
 
     family = FAMILY
-    step_beats = STEP_BEATS
 
     def __init__(self, model: MultilabelLSTM, pitch_range: PitchRange, metadata: dict,
                  device: torch.device, mode: str = "threshold", threshold: float = 0.3,
@@ -44,16 +39,9 @@ class MultilabelGenerator:
         if mode not in MODES:
             raise ValueError(f"multilabel inference mode {mode!r} is unknown; use one of "
                              f"{', '.join(MODES)}")
-        self.model = model.to(device).eval()
+        super().__init__(model, metadata, device)
         self.pitch_range = pitch_range
-        self.metadata = metadata
-        self.device = device
-        self.path = None
         self.mode, self.threshold, self.transposed = mode, threshold, transposed
-        self.settings = SamplingSettings()
-        self.constraints = Constraints()
-        self.key, self.shift = Key(0, "major"), 0
-        self.octave = 0                       # semitones (×12) seed → model register
         self.follow_register = True           # move the seed by octaves (prime)
         self.rng = torch.Generator().manual_seed(0)
         self._allowed = torch.ones(pitch_range.size, dtype=torch.bool)
@@ -63,37 +51,21 @@ class MultilabelGenerator:
         self.reset()
 
     @torch.inference_mode()
-    def reset(self) -> None:
-        """Forget everything and start a new piece (feeds the silent start frame)."""
+    def _restart(self) -> None:
+        """A new piece: fresh LSTM state, nothing sounding, then the silent start frame."""
         self._state = self.model.init_state(1, self.device)
-        self.key, self.shift, self.octave = Key(0, "major"), 0, 0
         self._previous = torch.zeros(self.pitch_range.size, dtype=torch.bool)
-        self._update_mask()
         self._feed(np.zeros((1, self.pitch_range.size), dtype=bool))
 
-    @torch.inference_mode()
-    def prime(self, notes: Sequence[Note]) -> Key:
-        """Start a new piece from a seed phrase (beats); returns the key it was heard in."""
-        self.reset()
-        notes = quantize_notes([n for n in notes if n.pitch is not None])
-        if not notes:
-            return self.key
-        self.key = estimate_key(notes)
-        self.shift = self.key.shift_to_reference() if self.transposed else 0
-        if self.follow_register:
-            self.octave = octave_offset(register(notes), self.pitch_range.low - self.shift,
-                                        self.pitch_range.high - self.shift)
-        origin = min(n.start for n in notes)
-        move = self.shift - self.octave
-        roll = notes_to_roll([Note(n.pitch + move, n.start - origin, n.duration)
-                              for n in notes], self.pitch_range)            # (T, P)
-        self._update_mask()
-        self._feed(roll)          # the seed was played by someone else: the answer starts
-        return self.key           # every pitch it sounds (nothing is held over from it)
+    def _register_range(self) -> tuple[int, int] | None:
+        return (self.pitch_range.low, self.pitch_range.high) if self.follow_register else None
 
-    def set_constraints(self, constraints: Constraints) -> None:
-        self.constraints = constraints
-        self._update_mask()
+    def _feed_seed(self, notes: list[Note]) -> None:
+        origin = min(n.start for n in notes)
+        roll = notes_to_roll([Note(self._to_model(n.pitch), n.start - origin, n.duration)
+                              for n in notes], self.pitch_range)            # (T, P)
+        self._feed(roll)          # the seed was played by someone else: the answer starts
+                                  # every pitch it sounds (nothing is held over from it)
 
     @torch.inference_mode()
     def next_frame(self) -> torch.Tensor:
@@ -114,25 +86,22 @@ class MultilabelGenerator:
         started = frame & ~self._previous
         held = frame & self._previous
         self._previous = frame
-        low = self.pitch_range.low - self.shift + self.octave
+        low = self._from_model(self.pitch_range.low)
         return Step(starts=tuple(low + int(i) for i in torch.nonzero(started).flatten()),
                     holds=tuple(low + int(i) for i in torch.nonzero(held).flatten()))
 
     @torch.inference_mode()
     def _feed(self, frames: np.ndarray) -> None:
         x = torch.as_tensor(np.asarray(frames, dtype=np.float32), device=self.device)  # (T, P)
-        with _cpu_fast_path(self.device):
+        with cpu_fast_path(self.device):
             for t in range(x.shape[0]):
                 self._logits, self._state = self.model.step(x[t:t + 1], self._state)
 
     def _update_mask(self) -> None:
         """Pitches inside the constraints' range and scale (in the seed's key)."""
-        c = self.constraints
         allowed = torch.zeros(self.pitch_range.size, dtype=torch.bool)
         for i in range(self.pitch_range.size):
-            pitch = self.pitch_range.pitch(i) - self.shift + self.octave
-            allowed[i] = c.low <= pitch <= c.high and (
-                c.scale is None or (pitch - self.key.tonic) % 12 in c.scale)
+            allowed[i] = self._allows(self.pitch_range.pitch(i))
         self._allowed = allowed if bool(allowed.any()) else torch.ones_like(allowed)
 
 

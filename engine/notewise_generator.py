@@ -2,10 +2,10 @@
 
 A generated event of duration d beats becomes d / 0.25 steps: its pitches start at the
 first step and are held for the rest (a chord token starts several pitches; a rest gives
-silent steps). Keys work as in the melody generator when the model was trained on songs
-moved to C major / A minor: the seed's key is estimated, the seed moved into C/Am, and
-every generated pitch moved back. With ``follow_register`` the seed is moved by whole
-octaves towards the middle of the model's pitch range and the answer back by as much.
+silent steps). Keys and register as ``riffd.engine.keyed_generator`` describes: when the
+model was trained on songs moved to C major / A minor the seed is moved there and every
+generated pitch moved back; with ``follow_register`` the seed is moved by whole octaves
+towards the middle of the model's pitch range and the answer back by as much.
 """
 from __future__ import annotations
 
@@ -15,34 +15,25 @@ from typing import Sequence
 import torch
 
 from riffd.engine.generator import Step
-from riffd.engine.key_finding import Key, estimate_key
-from riffd.engine.melody_generator import Constraints, _cpu_fast_path, quantize_notes
+from riffd.engine.keyed_generator import KeyedGenerator
 from riffd.engine.melody_representation import STEP_BEATS, Note
 from riffd.engine.notewise_lstm import FAMILY, NotewiseLSTM
 from riffd.engine.notewise_representation import (DELIMITER, REST, NotewiseVocabulary,
                                             encode_events, token_pitches)
-from riffd.engine.sampling import SamplingSettings, sample
-from riffd.engine.seed_profile import octave_offset, register
+from riffd.engine.onednn import cpu_fast_path
+from riffd.engine.sampling import sample
 
 
-class NotewiseGenerator:
+class NotewiseGenerator(KeyedGenerator):
     """A notewise model, its vocabularies, sampler state and key shift (one stream)."""
 
     family = FAMILY
-    step_beats = STEP_BEATS
 
     def __init__(self, model: NotewiseLSTM, vocab: NotewiseVocabulary, metadata: dict,
                  device: torch.device):
-        self.model = model.to(device).eval()
+        super().__init__(model, metadata, device)
         self.vocab = vocab
-        self.metadata = metadata
-        self.device = device
-        self.path = None
         self.transposed = metadata.get("representation", {}).get("transpose", True)
-        self.settings = SamplingSettings()
-        self.constraints = Constraints()
-        self.key, self.shift = Key(0, "major"), 0
-        self.octave = 0                       # semitones (×12) seed → model register
         self.follow_register = True           # move the seed by octaves (prime)
         known = [p for t in vocab.pitch_tokens if t not in (REST, DELIMITER)
                  for p in token_pitches(t)]
@@ -58,55 +49,39 @@ class NotewiseGenerator:
 
     # -- state --------------------------------------------------------------------
     @torch.inference_mode()
-    def reset(self) -> None:
-        """Forget everything and start a new song (feeds the delimiter event)."""
+    def _restart(self) -> None:
+        """A new song: fresh LSTM state, no steps left to play, then the delimiter event."""
         self._state = self.model.init_state(1, self.device)
-        self.key, self.shift, self.octave = Key(0, "major"), 0, 0
         self._steps.clear()
-        self._update_mask()
         self._feed([(DELIMITER, DELIMITER)])
 
-    @torch.inference_mode()
-    def prime(self, notes: Sequence[Note]) -> Key:
-        """Start a new song from a seed phrase (beats); returns the key it was heard in."""
-        self.reset()
-        notes = quantize_notes([n for n in notes if n.pitch is not None])
-        if not notes:
-            return self.key
-        self.key = estimate_key(notes)
-        self.shift = self.key.shift_to_reference() if self.transposed else 0
-        if self.follow_register:
-            low, high = self._known_range
-            self.octave = octave_offset(register(notes), low - self.shift, high - self.shift)
-        move = self.shift - self.octave
+    def _register_range(self) -> tuple[int, int] | None:
+        return self._known_range if self.follow_register else None
+
+    def _feed_seed(self, notes: list[Note]) -> None:
         events = []
         for pitch, duration in encode_events(
-                [Note(n.pitch + move, n.start, n.duration) for n in notes], self.vocab.variant):
+                [Note(self._to_model(n.pitch), n.start, n.duration) for n in notes],
+                self.vocab.variant):
             if pitch not in self.vocab.pitch_tokens:      # an unknown chord or pitch: its root
                 pitch = self.vocab.nearest_pitch_token(min(token_pitches(pitch)))
             if duration in self.vocab.duration_tokens:
                 events.append((pitch, duration))
-        self._update_mask()
         self._feed(events)
-        return self.key
-
-    def set_constraints(self, constraints: Constraints) -> None:
-        self.constraints = constraints
-        self._update_mask()
 
     # -- generation ---------------------------------------------------------------
     @torch.inference_mode()
     def next_event(self) -> tuple[str, str]:
         """Draw the next event: (pitch token in the seed's key, duration token in beats)."""
         pitch_logits, duration_logits = self._logits
-        with _cpu_fast_path(self.device):
+        with cpu_fast_path(self.device):
             pitch_id = sample(pitch_logits, self.settings, self._pitch_mask)
             duration_id = sample(duration_logits, self.settings, self._duration_mask)
             self._logits, self._state = self.model.step(pitch_id, duration_id, self._state)
         pitch = self.vocab.pitch_tokens[int(pitch_id[0])]
         duration = self.vocab.duration_tokens[int(duration_id[0])]
         if pitch != REST:
-            pitch = ".".join(str(p - self.shift + self.octave) for p in token_pitches(pitch))
+            pitch = ".".join(str(self._from_model(p)) for p in token_pitches(pitch))
         return pitch, duration
 
     def next_step(self) -> Step:
@@ -124,7 +99,7 @@ class NotewiseGenerator:
         if not events:
             return
         pitch_ids, duration_ids = self.vocab.encode(events)
-        with _cpu_fast_path(self.device):
+        with cpu_fast_path(self.device):
             for p, d in zip(pitch_ids, duration_ids):
                 self._logits, self._state = self.model.step(
                     torch.tensor([p], device=self.device), torch.tensor([d], device=self.device),
@@ -132,7 +107,6 @@ class NotewiseGenerator:
 
     def _update_mask(self) -> None:
         """Allowed pitch tokens: rests always; notes and chords wholly inside range and scale."""
-        c = self.constraints
         allowed = torch.zeros(len(self.vocab.pitch_tokens), dtype=torch.bool)
         playable = []
         for token_id, token in enumerate(self.vocab.pitch_tokens):
@@ -140,10 +114,7 @@ class NotewiseGenerator:
                 allowed[token_id] = True
             elif token != DELIMITER:
                 playable.append(token_id)
-                pitches = [p - self.shift + self.octave for p in token_pitches(token)]
-                allowed[token_id] = all(
-                    c.low <= p <= c.high
-                    and (c.scale is None or (p - self.key.tonic) % 12 in c.scale) for p in pitches)
+                allowed[token_id] = all(self._allows(p) for p in token_pitches(token))
         if playable and not bool(allowed[playable].any()):
             allowed[playable] = True                  # impossible constraint: ignore it
         self._pitch_mask = allowed.to(self.device)

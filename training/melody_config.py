@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from riffd.training.sequence_config import SequenceTrainConfig
+
 
 @dataclass
 class MelodyDataConfig:
@@ -16,18 +18,7 @@ class MelodyDataConfig:
 
 
 @dataclass
-class MelodyTrainConfig:
+class MelodyTrainConfig(SequenceTrainConfig):
     sequence_length: int = 64              # steps (16th notes) per training window
     stride: int = 32                       # steps between window starts
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    epochs: int = 50
-    grad_clip: float = 1.0
-    lr_patience: int = 2                   # epochs without improvement before annealing
-    lr_factor: float = 0.5
-    early_stop_patience: int = 6
-    max_batches_per_epoch: int = 0         # 0 = all
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0                       # torch CPU threads, 0 = torch's choice
     output_dir: str = "runs/melody_erk"

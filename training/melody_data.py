@@ -9,13 +9,12 @@ fitted (``fit_duration``) instead of dropping the song.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from riffd.engine.key_finding import Key
 from riffd.engine.melody_representation import Note, OffGrid, encode_notes
 from riffd.training.corpus import CorpusReport
 from riffd.training.melody_config import MelodyDataConfig as DataConfig
-from riffd.training.song_cache import encode_songs, split_by_song
+from riffd.training.song_cache import encode_songs
+from riffd.training.song_corpus import SongCorpus, split_songs
 
 CACHE_VERSION = 3   # 2: MIDI files contribute only their melody track; 3: drums, skyline, fit
 DURATION_TOLERANCE_BEATS = 0.25     # a 16th: how far a MIDI note's length may be snapped
@@ -38,15 +37,7 @@ def fit_duration(duration: float, acceptable: list[float]) -> float:
     return max(below) if below else min(acceptable)
 
 
-@dataclass
-class MelodyCorpus:
-    """Encoded songs split by song into training and validation sets."""
-
-    train: list[list[str]]
-    val: list[list[str]]
-    dropped: dict[str, int]
-    files: int
-    report: CorpusReport = field(default_factory=CorpusReport)
+MelodyCorpus = SongCorpus[str]                # songs of melody tokens
 
 
 def score_to_tokens(score, acceptable: set[float], transpose: bool) -> tuple[list[str] | None, str]:
@@ -92,7 +83,4 @@ def encode_corpus(cfg: DataConfig) -> tuple[list[list[str]], CorpusReport]:
 def load_melody_corpus(cfg: DataConfig, seed: int) -> MelodyCorpus:
     """Encode the corpus and split it by song with a seeded shuffle."""
     songs, report = encode_corpus(cfg)
-    dropped = report.drop_counts()
-    train, val = split_by_song(songs, cfg.val_fraction, seed, cfg.corpus, dropped)
-    return MelodyCorpus(train=train, val=val, dropped=dropped, files=report.files,
-                        report=report)
+    return split_songs(songs, report, cfg.corpus, cfg.val_fraction, seed)

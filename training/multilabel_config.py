@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from riffd.training.sequence_config import SequenceTrainConfig
+
 
 @dataclass
 class MultilabelDataConfig:
@@ -18,20 +20,10 @@ class MultilabelDataConfig:
 
 
 @dataclass
-class MultilabelTrainConfig:
+class MultilabelTrainConfig(SequenceTrainConfig):
     sequence_length: int = 64              # frames (16ths) per training window: 4 bars
     stride: int = 16                       # frames between window starts
-    batch_size: int = 64
-    learning_rate: float = 1e-3
     epochs: int = 20                       # the document: 20 epochs
-    grad_clip: float = 1.0
-    lr_patience: int = 2
-    lr_factor: float = 0.5
-    early_stop_patience: int = 6
-    max_batches_per_epoch: int = 0         # 0 = all
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0
     output_dir: str = "runs/multilabel"
     inference_mode: str = "threshold"      # threshold | bernoulli (stored for serving)
     threshold: float = 0.3                 # the document's p = 0.3

@@ -7,28 +7,19 @@ MIDI files give their melody track only (``melody_only``, see training.melody_ex
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from riffd.engine.key_finding import estimate_key
 from riffd.engine.melody_representation import Note
 from riffd.engine.notewise_representation import Event, check_variant, encode_events, transpose_event
 from riffd.training.corpus import CorpusReport
 from riffd.training.notewise_config import NotewiseDataConfig
-from riffd.training.song_cache import encode_songs, split_by_song
+from riffd.training.song_cache import encode_songs
+from riffd.training.song_corpus import SongCorpus, split_songs
 
 CACHE_VERSION = 2          # 2: MIDI drums left out, melody skyline
 MIN_EVENTS = 4
 
 
-@dataclass
-class NotewiseCorpus:
-    """Encoded songs split by song into training and validation sets."""
-
-    train: list[list[Event]]
-    val: list[list[Event]]
-    dropped: dict[str, int]
-    files: int
-    report: CorpusReport = field(default_factory=CorpusReport)
+NotewiseCorpus = SongCorpus[Event]            # songs of (pitch, duration) events
 
 
 def score_notes(score) -> list[Note]:
@@ -71,7 +62,4 @@ def encode_corpus(cfg: NotewiseDataConfig) -> tuple[list[list[Event]], CorpusRep
 def load_notewise_corpus(cfg: NotewiseDataConfig, seed: int) -> NotewiseCorpus:
     """Encode the corpus and split it by song with a seeded shuffle."""
     songs, report = encode_corpus(cfg)
-    dropped = report.drop_counts()
-    train, val = split_by_song(songs, cfg.val_fraction, seed, cfg.corpus, dropped)
-    return NotewiseCorpus(train=train, val=val, dropped=dropped, files=report.files,
-                          report=report)
+    return split_songs(songs, report, cfg.corpus, cfg.val_fraction, seed)
