@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from riffd.engine.melody_generator import _cpu_fast_path as _no_onednn   # batch-1 steps: oneDNN off
-from riffd.engine.spectral_lstm import FAMILY, SpectralLSTM, laplace_parts
+from riffd.engine.spectral_lstm import FAMILY, SpectralLSTM, laplace_noise, laplace_parts
 from riffd.engine.spectral_representation import OverlapAdd, PhaseVocoder, SpectralCodec
 
 
@@ -37,6 +37,7 @@ def default_temperature(metadata: dict) -> float:
     return float((metadata.get("generation") or {}).get("temperature", 1.0))
 
 DEFAULT_WINDOW = 40       # frames (T), the document's sliding window
+MAX_NOISE_NATS = 0.4      # cap of a log-magnitude bin's noise scale (see SpectralGenerator._draw)
 
 
 class SpectralGenerator:
@@ -102,13 +103,20 @@ class SpectralGenerator:
         return len(vectors)
 
     def _draw(self, prediction: torch.Tensor) -> torch.Tensor:
-        """The next input vector (1, D) from a prediction (1, O)."""
-        vector = self.model.sample(prediction, self.temperature, self._rng)
+        """The next input vector (1, D) from a prediction (1, O).
+
+        Log-magnitude bins get Laplace noise of scale s = temperature × the predicted scale,
+        in nats, at most ``MAX_NOISE_NATS``: a magnitude times e^noise has mean 1 / (1 - s²)
+        and mean square 1 / (1 - 4 s²), both unbounded as s nears 1 and ½. Without the cap a
+        hand-set temperature of 0.75 fed ever louder frames back and ran past 0 dBFS within
+        30 s; with it, high temperatures are noisier, not louder.
+        """
         if self._log_std is None or self.temperature <= 0:
-            return vector
-        scale = self._log_std * self.temperature * torch.exp(laplace_parts(prediction)[1])
-        s = scale.clamp(max=0.9)                                     # noise scale in nats
-        return vector + torch.log1p(-s * s) / self._log_std          # E[magnitude] kept
+            return self.model.sample(prediction, self.temperature, self._rng)
+        loc, log_scale = laplace_parts(prediction)                    # (1, D) normalised units
+        s = (self._log_std * self.temperature * torch.exp(log_scale)).clamp(max=MAX_NOISE_NATS)
+        noise = laplace_noise(loc, self._rng) * s                     # (1, D) nats
+        return loc + (noise + torch.log1p(-s * s)) / self._log_std    # E[magnitude] kept
 
     @torch.inference_mode()
     def next_frame(self) -> np.ndarray:

@@ -221,6 +221,10 @@ def sample_laplace(prediction: torch.Tensor, temperature: float = 1.0,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw (..., D) from Laplace(location, temperature × scale); prediction: (..., 2D)."""
     loc, log_scale = laplace_parts(prediction)
-    u = torch.rand(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype) - 0.5
-    noise = -torch.sign(u) * torch.log1p(-2 * u.abs().clamp(max=0.4999999))   # Laplace(0, 1)
-    return loc + temperature * torch.exp(log_scale) * noise
+    return loc + temperature * torch.exp(log_scale) * laplace_noise(loc, generator)
+
+
+def laplace_noise(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Laplace(0, 1) draws of ``like``'s shape, device and dtype (inverse CDF of a uniform)."""
+    u = torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype) - 0.5
+    return -torch.sign(u) * torch.log1p(-2 * u.abs().clamp(max=0.4999999))

@@ -187,3 +187,27 @@ def test_bundled_model_moves_like_its_training_audio(chorale_clip):
         assert figs["spectral_flux"] > 0.5 * reference["spectral_flux"], (figs, reference)
         assert figs["rms_variation_db"] > 0.5 * reference["rms_variation_db"], (figs, reference)
         assert abs(figs["rms_dbfs"] - reference["rms_dbfs"]) < 10.0, (figs, reference)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 5.0])
+def test_a_high_temperature_is_noisier_not_louder(chorale_clip, temperature):
+    """The bundled model at a hand-set temperature (the daemon allows up to 5) keeps its
+    level: 20 s free-running stay within 6 dB of the default temperature's and below 0 dBFS.
+    Uncapped Laplace noise of a nat or more fed ever louder frames back (at temperature 1:
+    +26 dBFS after 20 s)."""
+    from riffd.engine.loading import load_generator
+    torch.set_num_threads(1)
+    generator = load_generator("engine/models/spectral_default.safetensors", "cpu")
+
+    def level_db(temperature: float | None) -> tuple[float, float]:
+        if temperature is not None:
+            generator.temperature = temperature
+        generator.prime(chorale_clip)
+        audio = np.concatenate([generator.next_frame() for _ in range(160)])     # 20 s
+        tail = audio[-5 * generator.sample_rate:]
+        return 20 * np.log10(np.sqrt(np.mean(tail ** 2))), float(np.abs(audio).max())
+
+    default_db, _ = level_db(None)
+    hot_db, peak = level_db(temperature)
+    assert abs(hot_db - default_db) < 6.0, (hot_db, default_db)
+    assert peak < 1.0, peak
