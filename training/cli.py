@@ -223,7 +223,7 @@ def _render_parser(sub) -> None:
                            "write a spectrogram)")
     rd.add_argument("--temperature", type=float, metavar="T",
                     help="sampling temperature 0.05..5: low is safe, high adventurous "
-                         "(default 1)")
+                         "(default 1; a spectral model: its own, noisier above it)")
     rd.add_argument("--top-k", type=int, metavar="K",
                     help="sample among the K most likely tokens only, 0..512 (default 0 = off)")
     rd.add_argument("--top-p", type=float, metavar="P",

@@ -2,7 +2,7 @@
 
 Reads the checkpoint's family, checks that the options and the seed fit its kind (symbolic
 models: a MIDI seed, a length in ``--bars``, sampling controls; the spectral model: an
-audio or MIDI seed, a length in ``--seconds``) and hands over to
+audio or MIDI seed, a length in ``--seconds``, ``--temperature``) and hands over to
 :mod:`riffd.training.render_symbolic` or :mod:`riffd.training.spectral_render`. Every refusal is a
 ValueError whose message names the problem and the fix (``riffd render`` exits 2).
 """
@@ -47,10 +47,12 @@ def render_command(args) -> str:
     seed = getattr(args, "seed", None)
     seed_is = seed_kind(seed) if seed else None
     if kind == "audio":
-        given = [_flag(n) for n in SAMPLING_OPTIONS if getattr(args, n, None) not in (None, False)]
+        given = [_flag(n) for n in SAMPLING_OPTIONS if n != "temperature"
+                 and getattr(args, n, None) not in (None, False)]
         if given:
             raise ValueError(f"{', '.join(given)} apply to symbolic (MIDI) models; {family} "
-                             "is an audio model: give its length with --seconds S")
+                             "is an audio model: give its length with --seconds S (and "
+                             "--temperature T, --rng-seed N)")
         from riffd.training.spectral_render import render_command as spectral
         return f"wrote {spectral(checkpoint, args)}"
     if getattr(args, "seconds", None) is not None:

@@ -130,19 +130,27 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> float:
 
 
 def render(checkpoint: str | Path, output: str | Path, seconds: float = 30.0,
-           seed: str | None = None, rng_seed: int | None = None) -> Path:
+           seed: str | None = None, rng_seed: int | None = None,
+           temperature: float | None = None) -> Path:
     """Generate ``seconds`` of audio into ``output`` (.wav) and a spectrogram beside it;
-    ``rng_seed`` seeds torch's and NumPy's RNGs (for models that sample)."""
+    ``rng_seed`` seeds the sampling (models with a Laplace head), ``temperature`` (0.05–5)
+    replaces the checkpoint's own (noisier above it, quieter motion below)."""
     output = Path(output)
     if output.suffix.lower() != ".wav":
         raise ValueError(f"spectral models render audio: give an output ending in .wav, "
                          f"not {output.name}")
     if not 0 < seconds <= 3600:
         raise ValueError(f"--seconds must be more than 0 and at most 3600, got {seconds:g}")
+    if temperature is not None and not 0.05 <= temperature <= 5.0:
+        raise ValueError(f"--temperature must be 0.05..5, not {temperature:g}")
     if rng_seed is not None:
         torch.manual_seed(rng_seed)
         np.random.seed(rng_seed % 2**32)
     generator = load_spectral(checkpoint)
+    if rng_seed is not None:
+        generator.rng_seed = rng_seed
+    if temperature is not None:
+        generator.temperature = temperature
     rate = generator.sample_rate
     seed_audio, source = seed_samples(seed, generator.metadata, rate)
     generator.prime(seed_audio)
@@ -159,9 +167,10 @@ def render(checkpoint: str | Path, output: str | Path, seconds: float = 30.0,
 
 def render_command(checkpoint, args) -> Path:
     """The ``riffd render`` entry point (args.output, args.seconds, args.seed,
-    args.rng_seed)."""
+    args.rng_seed, args.temperature)."""
     try:
         return render(checkpoint, args.output, args.seconds if args.seconds is not None
-                      else 30.0, args.seed, getattr(args, "rng_seed", None))
+                      else 30.0, args.seed, getattr(args, "rng_seed", None),
+                      getattr(args, "temperature", None))
     except OSError as exc:
         raise ValueError(str(exc)) from exc

@@ -123,6 +123,20 @@ def test_spectral_render_takes_a_midi_seed_rendered_to_audio(tmp_path):
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_spectral_render_takes_a_temperature_and_an_rng_seed(tmp_path):
+    """--temperature replaces the checkpoint's own; the same --rng-seed renders the same
+    samples, another temperature other ones."""
+    takes = {}
+    for name, temperature, rng in (("a", "1.5", 3), ("b", "1.5", 3), ("c", "0.1", 3)):
+        out = tmp_path / f"{name}.wav"
+        assert render(SPECTRAL, out, "--seed", SEED, "--seconds", 1, "--temperature",
+                      temperature, "--rng-seed", rng) == 0
+        takes[name], _ = sf.read(out)
+    assert np.array_equal(takes["a"], takes["b"])
+    assert not np.allclose(takes["a"], takes["c"])
+    assert np.abs(takes["a"]).max() <= 1.0
+
+
 @pytest.fixture
 def bad_files(tmp_path):
     (tmp_path / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01garbage")
@@ -144,7 +158,8 @@ def bad_files(tmp_path):
     ("melody", ["--temperature", "9"], "--temperature must be 0.05..5"),
     ("melody", ["-o", "{d}/out.wav"], "give an output ending in .mid"),
     ("spectral", ["--bars", "4"], "give its length with --seconds"),
-    ("spectral", ["--temperature", "0.5"], "apply to symbolic (MIDI) models"),
+    ("spectral", ["--top-k", "5"], "apply to symbolic (MIDI) models"),
+    ("spectral", ["--temperature", "9", "--seconds", "1"], "--temperature must be 0.05..5"),
     ("spectral", ["--seed", "{d}/notes.txt", "--seconds", "1"], "cannot read audio"),
     ("missing", [], "no such checkpoint file"),
 ])
