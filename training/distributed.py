@@ -12,10 +12,13 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import torch
 from torch import distributed as dist
 from torch import nn
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -104,6 +107,21 @@ def weight_digests(model: nn.Module, ctx: DistContext) -> list[str]:
 def barrier(ctx: DistContext) -> None:
     if ctx.active:
         dist.barrier()
+
+
+def main_first(ctx: DistContext, load: Callable[[], T]) -> T:
+    """``load()`` on rank 0 first, then on the other ranks (which then read what rank 0
+    cached). Parsing a corpus on every rank at once races in music21's own parse cache: one
+    rank reads a pickle another is still writing ("incomplete or truncated stream")."""
+    if not ctx.active:
+        return load()
+    if ctx.is_main:
+        try:
+            return load()
+        finally:
+            dist.barrier()                     # the others go on, even when rank 0 failed
+    dist.barrier()
+    return load()
 
 
 def teardown(ctx: DistContext) -> None:

@@ -65,7 +65,7 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
     ctx = distributed.setup(resolve_device(tc.device))
     device = distributed.local_device(resolve_device(tc.device), ctx)
 
-    corpus = load_melody_corpus(cfg, tc.seed)
+    corpus = distributed.main_first(ctx, lambda: load_melody_corpus(cfg, tc.seed))
     reported = publish_report(corpus.report, tc.output_dir, ctx.is_main, log)
     vocab = Vocabulary.from_songs(corpus.train + corpus.val)
     train_data = windows(to_stream(corpus.train, vocab), tc.sequence_length, tc.stride)

@@ -101,7 +101,7 @@ def train(recipe: Recipe, resume: bool = False) -> Path:
     ctx = distributed.setup(resolve_device(tc.device))
     device = distributed.local_device(resolve_device(tc.device), ctx)
 
-    corpus = load_roll_corpus(cfg, tc.seed)
+    corpus = distributed.main_first(ctx, lambda: load_roll_corpus(cfg, tc.seed))
     reported = publish_report(corpus.report, tc.output_dir, ctx.is_main, log)
     train_data = windows(to_stream(corpus.train), tc.sequence_length, tc.stride)
     val_data = windows(to_stream(corpus.val), tc.sequence_length, tc.sequence_length)
