@@ -79,7 +79,10 @@ def test_plan_events_announce_the_notes_the_voice_then_sends(jack_server, tmp_pa
             with daemon.client() as c:
                 clock = c.status()["clock"]
                 c.start()
-                collect(20, until=lambda: sum(bool(p["notes"]) for p in plans()) >= 6)
+                # six plans with notes, and six notes played: a plan looks about two beats
+                # ahead, so the notes checked below must have been due well before the stop
+                collect(20, until=lambda: sum(bool(p["notes"]) for p in plans()) >= 6
+                        and sum(e["event"] == "note_on" for e in events) >= 6)
                 stopped_at = c.status()["clock"]["beat"]
                 c.stop()
                 collect(1.5)
