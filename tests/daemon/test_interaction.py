@@ -80,7 +80,7 @@ def riffd(jack_server, tmp_path_factory):
 
 
 DEFAULTS = {"tempo": 120, "mode": "answer", "answer_on": "beat", "temperature": 1.0,
-            "transpose": 0}
+            "transpose": 0, "follow_density": True}
 
 
 @pytest.fixture
@@ -350,7 +350,9 @@ def test_a_recording_holds_the_notes_a_separate_client_saw_and_renders_to_audio(
     with riffd.client() as c:
         missed = _missed(c.status()) + peer._ports.xruns + peer._ports.missed_cycles
         c.request("record", action="start", path=str(path))
-        c.set(mode="continuous")
+        # the one-note phrase played below must not thin the answer to 2 notes a bar
+        # (follow_density), or 12 notes could take longer than the wait
+        c.set(mode="continuous", follow_density=False)
         c.start()
         peer.send([0x90, 50, 70])
         peer.send([0x80, 50, 0], time.monotonic() + 0.3)
