@@ -34,12 +34,13 @@ from riffd.engine.sampling import SamplingSettings
 from riffd.engine.seed_profile import octave_offset, register
 
 
-def quantize_notes(notes: Sequence[Note]) -> list[Note]:
-    """Snap note starts and ends to the 16th grid (a played phrase is never exactly on it)."""
+def quantize_notes(notes: Sequence[Note], step: float = STEP_BEATS) -> list[Note]:
+    """Snap note starts and ends to a grid of ``step`` beats, the 16th grid by default (a
+    played phrase is never exactly on it); a note keeps at least one step."""
     out = []
     for n in notes:
-        start = round(n.start / STEP_BEATS) * STEP_BEATS
-        end = max(start + STEP_BEATS, round((n.start + n.duration) / STEP_BEATS) * STEP_BEATS)
+        start = round(n.start / step) * step
+        end = max(start + step, round((n.start + n.duration) / step) * step)
         out.append(Note(n.pitch, start, end - start))
     return out
 

@@ -33,6 +33,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from riffd.engine.keyed_generator import quantize_notes
 from riffd.engine.melody_representation import STEP_BEATS, Note
 
 WEIGHTS = {"pitch_variance": 0.4, "distinct_pitches": 0.25, "length_beats": 0.25,
@@ -215,12 +216,7 @@ def quantize(notes: list[Note], step: float = STEP_BEATS) -> list[Note]:
     (``GRID_TOLERANCE_BEATS`` = 0.125 beats on the 16th grid): a performed 0.45-beat eighth
     becomes 0.5 beats, a triplet eighth at 0.333 beats starts at 0.25.
     """
-    out = []
-    for n in notes:
-        start = round(n.start / step) * step
-        end = max(start + step, round((n.start + n.duration) / step) * step)
-        out.append(Note(n.pitch, start, end - start))
-    return out
+    return quantize_notes(notes, step)
 
 
 def skyline(notes: list[Note]) -> list[Note]:
