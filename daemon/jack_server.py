@@ -135,11 +135,13 @@ def clean_stale_servers(registry: Path = REGISTRY, shm_dir: Path = SHM_DIR) -> l
     """
     done = []
     killed = []
+    gone_names = set()
     for pid, name in _jackd_processes():
         if _owner_gone(name):
             try:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
+                gone_names.add(name)
                 done.append(f"killed jackd {pid} ({name}): its owner process is gone")
             except ProcessLookupError:
                 pass
@@ -162,6 +164,7 @@ def clean_stale_servers(registry: Path = REGISTRY, shm_dir: Path = SHM_DIR) -> l
                         continue
                     data[at:at + _SERVER_LEN] = bytes(_SERVER_LEN)
                     dead_pids.add(pid)
+                    gone_names.add(name)
                     done.append(f"cleared registry slot {slot} of dead server {name} (pid {pid})")
                 if entry_len >= 12:
                     for at in range(hdr_len, len(data) - entry_len + 1, entry_len):
@@ -198,6 +201,14 @@ def clean_stale_servers(registry: Path = REGISTRY, shm_dir: Path = SHM_DIR) -> l
             done.append(f"removed {path}")
         except OSError:
             pass
+    # the logs JackServer made for them in the temporary folder (jackd-<name>-*.log)
+    for name in sorted(gone_names - live):
+        for path in sorted(Path(tempfile.gettempdir()).glob(f"jackd-{name}-*.log")):
+            try:
+                path.unlink()
+                done.append(f"removed {path}")
+            except OSError:
+                pass
     return done
 
 
@@ -328,9 +339,11 @@ class JackServer:
         raise JackUnavailable(f"jackd did not answer within {timeout} s; see {self.log_path}")
 
     def stop(self, timeout: float = 3.0) -> None:
-        """Terminate jackd's process group; kill it after ``timeout`` seconds. Safe to repeat."""
+        """Terminate jackd's process group; kill it after ``timeout`` seconds; remove the log
+        this object made (a log path given by the caller stays). Safe to repeat."""
         proc = self._proc
         if proc is None:
+            self._remove_own_log()
             return
         try:
             if proc.poll() is None:
@@ -348,6 +361,9 @@ class JackServer:
                     proc.wait(timeout)
         finally:
             self._cleanup()
+        self._remove_own_log()
+
+    def _remove_own_log(self) -> None:
         if self._own_log and self.log_path is not None:
             try:
                 os.remove(self.log_path)

@@ -231,21 +231,30 @@ def test_follow_responds_to_each_played_note(riffd, peer, sent):
     assert hanging(riffd) == 0
 
 
-def test_continuous_runs_until_stopped(riffd, peer):
+def test_continuous_runs_until_stopped(riffd, peer, sent):
+    # The model's own rhythm decides how many notes a second brings (a held note or a rest can
+    # last 3 s), so the spread of the notes is judged against riffd's record of when each was
+    # due, not against a fixed count per second.
     with riffd.client() as c:
         c.set(mode="continuous")
         c.start()
         started = time.monotonic()
-        assert peer.wait_for(lambda rs: any(r.monotonic > started + 3.0 for r in note_ons(rs)), 10)
+        assert peer.wait_for(lambda rs: any(r.monotonic > started + 3.0 for r in note_ons(rs)), 30)
         c.stop()
         stopped = time.monotonic()
         wait_quiet(peer)
         assert c.status()["playing"] is False
-    ons = [r.monotonic for r in note_ons(peer.received())]
-    # notes all along the three seconds, not a burst and silence
-    for second in range(3):
-        assert any(started + second <= t < started + second + 1 for t in ons), second
-    assert not any(t > stopped + 0.2 for t in ons)
+    due = sorted(e["at"] for e in sent.where("note_on") if e["at"] >= started)
+    heard = [r.monotonic for r in note_ons(peer.received())]
+    assert due and due[0] < started + 1.5, "the first note was not due on the first beats"
+    assert due[-1] > started + 3.0, "riffd stopped planning notes before 3 s"
+    # each note reached the listener when it was due, not in a burst ahead of its time
+    # (one JACK period early at most: the port's latency) and not held back by seconds
+    for t in heard:
+        nearest = min(due, key=lambda d: abs(d - t))
+        assert -PERIOD_S - 0.001 <= t - nearest <= 0.25, (t - started, nearest - started)
+    assert len(heard) >= len(due) // 2, (len(heard), len(due))
+    assert not any(t > stopped + 0.2 for t in heard)
     assert hanging(riffd) == 0
 
 
@@ -311,7 +320,7 @@ def test_voices_are_added_played_on_their_channels_and_removed(riffd, peer):
         assert "already" in err.value.message
         c.start()
         assert peer.wait_for(lambda rs: len(note_ons(rs, 1)) >= 3 and len(note_ons(rs, 3)) >= 3,
-                             10)
+                             30)
         c.request("stop", voice="bass")
         assert wait_until(lambda: c.status()["voices"][1]["state"] == "idle", 5)
         assert c.status()["voices"][0]["state"] == "playing"
@@ -356,7 +365,7 @@ def test_a_recording_holds_the_notes_a_separate_client_saw_and_renders_to_audio(
         c.start()
         peer.send([0x90, 50, 70])
         peer.send([0x80, 50, 0], time.monotonic() + 0.3)
-        assert peer.wait_for(lambda rs: len(note_ons(rs)) >= 12, 10)
+        assert peer.wait_for(lambda rs: len(note_ons(rs)) >= 12, 30)
         c.stop()
         wait_quiet(peer)
         result = c.request("record", action="stop")

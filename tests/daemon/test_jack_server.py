@@ -93,6 +93,10 @@ def test_stale_servers_are_cleaned_up():
         leftover = SHM_DIR / f"jack_sem.0_riffd-gone-{os.getpid()}_client"   # no such server
         leftover.touch()
 
+        import tempfile
+        orphan_logs = list(pathlib.Path(tempfile.gettempdir()).glob(f"jackd-{orphan_name}-*.log"))
+        assert orphan_logs                # the log its JackServer made
+
         done = clean_stale_servers()
 
         assert any(f"killed jackd {orphan_pid}" in line for line in done), done
@@ -107,6 +111,7 @@ def test_stale_servers_are_cleaned_up():
         assert bystander.name in names and jack_server_running(bystander.env)
         assert list(SHM_DIR.glob(f"jack_sem.*_{bystander.name}_*"))
         assert not leftover.exists()
+        assert not any(log.exists() for log in orphan_logs)
         # the same name starts again at once
         with JackServer(killed.name, realtime=False):
             assert jack_server_running(killed.env)
@@ -146,4 +151,5 @@ def test_a_full_registry_names_the_problem(tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     with pytest.raises(JackUnavailable, match="Too many servers already active.*8 JACK servers"):
-        JackServer(f"riffd-full-{os.getpid()}", realtime=False).start()
+        JackServer(f"riffd-full-{os.getpid()}", log_path=str(tmp_path / "jackd.log"),
+                   realtime=False).start()

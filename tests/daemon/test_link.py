@@ -267,7 +267,7 @@ def test_notes_land_on_the_sessions_grid(session):
             for _window in range(3):
                 before = _missed(c.status()) + ear.skipped
                 start = time.monotonic()
-                assert wait_until(lambda: len(ear.note_ons(start)) >= 12, 10)
+                assert wait_until(lambda: len(ear.note_ons(start)) >= 12, 30)
                 line = peer.ask("state")
                 status = c.status()
                 after = _missed(status) + ear.skipped

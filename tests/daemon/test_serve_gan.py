@@ -28,7 +28,7 @@ def test_a_served_gan_plays_chords_and_leaves_nothing_hanging(gan_daemon):
             status = c.status()
             assert status["model"]["family"] == "gan_cnn"
             c.start()
-            assert peer.wait_for(lambda rs: len(note_ons(rs)) >= 12, 15)
+            assert peer.wait_for(lambda rs: len(note_ons(rs)) >= 12, 30)
             c.stop()
         wait_quiet(peer)
         ons = note_ons(peer.received())

@@ -46,7 +46,7 @@ def test_the_family_plays_through_the_port_and_stop_ends_every_note(served):
         with daemon.client() as c:
             c.start()
             assert peer.wait_for(lambda rs: sum(r.message[0] & 0xF0 == 0x90 for r in rs) >= 12,
-                                 20), c.status()
+                                 30), c.status()
             time.sleep(0.5)
             c.stop()
         wait_quiet(peer)
