@@ -91,7 +91,7 @@ def main() -> None:
         for run in range(args.runs):
             seed, bar = songs[run % len(songs)]
             opening = [n for n in seed if n.start < 2 * bar]
-            torch.manual_seed(run)
+            generator.reseed(run)
             generator.prime(opening)
             memory = MotifMemory(seed=run)
             steps = play_on(generator, memory, args.bars, repeat, defaults.motif_bars)

@@ -88,6 +88,10 @@ def _serve_parser(sub) -> None:
     p.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
     p.add_argument("--top-k", dest="top_k", type=int, help="top-k sampling, 0 = off")
     p.add_argument("--top-p", dest="top_p", type=float, help="nucleus sampling, 1.0 = off")
+    p.add_argument("--rng-seed", dest="rng_seed", type=int,
+                   help="repeatable answers: every voice draws from this seed at each seed "
+                        "phrase and continuous start, so the same phrase gets the same answer "
+                        "(default -1: fresh draws; per voice: set rng_seed)")
     p.add_argument("--mode", choices=["answer", "continuous", "follow"],
                    help="what the default voice does with played notes (default answer)")
     p.add_argument("--answer-on", dest="answer_on", choices=["beat", "bar"],

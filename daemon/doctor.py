@@ -29,6 +29,9 @@ import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from riffd.engine.fluidsynth_render import (SOUNDFONT_NAME, FluidSynthError,
+                                             pretty_midi_soundfont)
+
 OK, MISSING, NA = "OK", "MISSING", "N/A"
 ALSA_SEQUENCER = "/dev/snd/seq"
 PROBE_TIMEOUT_S = 10.0       # longest one probe (a subprocess) may take, seconds
@@ -180,19 +183,6 @@ def check_audio() -> Check:
                                                f"{found['default']!r}")
 
 
-def soundfonts() -> list[Path]:
-    """The General MIDI soundfonts riffd can render with: pretty_midi's TimGM6mb.sf2 first (the
-    one riffd uses), then the system's."""
-    found = []
-    spec = importlib.util.find_spec("pretty_midi")
-    if spec is not None and spec.origin:
-        found.append(Path(spec.origin).parent / "TimGM6mb.sf2")
-    found += [Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
-              Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
-              Path("/usr/share/soundfonts/default.sf2")]
-    return [p for p in found if p.is_file()]
-
-
 def check_fluidsynth() -> list[Check]:
     checks = []
     program = shutil.which("fluidsynth")
@@ -206,13 +196,17 @@ def check_fluidsynth() -> list[Check]:
                             "`sudo apt-get install fluidsynth` (macOS: `brew install "
                             "fluid-synth`) and `pip install pyfluidsynth`; the demo's WAV and "
                             "the audio corpora need it"))
-    fonts = soundfonts()
-    if fonts:
-        checks.append(Check("synth", "soundfont", OK, str(fonts[0])))
+    try:
+        font = pretty_midi_soundfont()          # the soundfont riffd renders with
+        problem = None if font.is_file() else f"{font} is missing"
+    except FluidSynthError as exc:
+        font, problem = None, str(exc)
+    if problem is None:
+        checks.append(Check("synth", "soundfont", OK, str(font)))
     else:
-        checks.append(Check("synth", "soundfont", MISSING, "no General MIDI soundfont found",
-                            "`pip install pretty_midi` (ships TimGM6mb.sf2) or `sudo apt-get "
-                            "install fluid-soundfont-gm`"))
+        checks.append(Check("synth", "soundfont", MISSING, problem,
+                            f"`pip install --force-reinstall pretty_midi` (it ships "
+                            f"{SOUNDFONT_NAME}, the General MIDI soundfont riffd renders with)"))
     return checks
 
 

@@ -180,6 +180,9 @@ VOICE_CONTROLS: tuple[ArgSpec, ...] = (
                 "again, so motifs come back (0 = never; 0.25 by default)"),
     ArgSpec("motif_bars", "int", min=1, max=16, unit="bars",
             doc="length of a phrase that repeat brings back (4 by default)"),
+    ArgSpec("rng_seed", "int", min=-1, max=2**31 - 1,
+            doc="repeatable answers: every seed phrase and continuous start draws from this "
+                "seed, so the same phrase gets the same answer (-1 = fresh draws, the default)"),
 )
 
 COMMANDS: dict[str, CommandSpec] = {c.name: c for c in (

@@ -40,6 +40,7 @@ class ServeConfig:
     top_k: int = 0
     top_p: float = 1.0
     greedy: bool = False
+    rng_seed: int = -1                      # ≥ 0: every voice's answers repeatable (-1 = fresh)
     lookahead_s: float = 0.15               # how far ahead the voice generates, seconds
     threads: int = 1                        # torch CPU threads (more are not faster here)
     mode: str = "answer"                    # answer | continuous | follow (the default voice)

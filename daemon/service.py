@@ -284,7 +284,8 @@ class Riffd:
 
     def _add(self, spec: dict, generator=None) -> Voice:
         defaults = VoiceSettings(answer_on=self.cfg.answer_on,
-                                 output_latency_ms=self.output_latency_ms)
+                                 output_latency_ms=self.output_latency_ms,
+                                 rng_seed=self.cfg.rng_seed)
         voice = make_voice(spec, self.scheduler, self.clock, self.cfg.device, self._publish,
                            self.cfg.lookahead_s, defaults, generator)
         self.voices.add(voice)

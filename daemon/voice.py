@@ -84,6 +84,11 @@ class VoiceSettings:
     Structure (continuous playing): ``repeat`` (0–1) is the probability that the next phrase
     of ``motif_bars`` bars plays an earlier phrase again (sometimes moved a scale step or two),
     so motifs come back; 0 = never, as the model plays on its own (engine/motif_memory.py).
+
+    Repeatability: ``rng_seed`` ≥ 0 restarts every random choice of the voice (the model's
+    draws, the motif memory, velocity spread and humanising) from that seed at each seed
+    phrase and at each continuous start, so the same phrase gets the same answer; -1 (the
+    default) draws fresh each time.
     """
 
     channel: int = 1
@@ -107,6 +112,10 @@ class VoiceSettings:
     repeat: float = 0.25
     motif_bars: int = 4
     output_latency_ms: float = 0.0
+    rng_seed: int = -1
+
+
+MAX_RNG_SEED = 2**31 - 1
 
 
 def check_settings(s: VoiceSettings) -> None:
@@ -128,6 +137,9 @@ def check_settings(s: VoiceSettings) -> None:
         raise ValueError(f"repeat must be 0..1 (the chance a phrase comes back), not {s.repeat}")
     if not 1 <= s.motif_bars <= 16:
         raise ValueError(f"motif_bars must be 1..16 bars, not {s.motif_bars}")
+    if not -1 <= s.rng_seed <= MAX_RNG_SEED:
+        raise ValueError(f"rng_seed must be -1 (fresh draws) or 0..{MAX_RNG_SEED}, "
+                         f"not {s.rng_seed}")
     check_output_latency_ms(s.output_latency_ms)
 
 
@@ -326,6 +338,7 @@ class Voice:
         elif command == "play":
             if self.mode != PLAYING:
                 self._cut()
+                self._reseed()
                 start = self.clock.next_beat(time.monotonic() + self.prepare_s)
                 self._begin(PLAYING, start, math.inf)
                 self._skip_silence = MAX_LEADING_SILENCE_STEPS   # sound from the first beat
@@ -400,6 +413,8 @@ class Voice:
         g = self.generator
         if hasattr(g, "follow_register"):
             g.follow_register = self.settings.follow_register
+        if not own:
+            self._reseed()
         self.last_key = g.prime(notes).name
         self._seed_register = register(notes)
         if not own:
@@ -410,6 +425,16 @@ class Voice:
                 self._seed_beats = max(1.0, max(n.start + n.duration for n in sounding)
                                        - min(n.start for n in sounding))
         self._apply_constraints()
+
+    def _reseed(self) -> None:
+        """With ``rng_seed`` ≥ 0, restart every random choice of this voice from it."""
+        seed = self.settings.rng_seed
+        if seed < 0:
+            return
+        self._rng.seed(seed)
+        self.motifs.reseed(seed)
+        if hasattr(self.generator, "reseed"):
+            self.generator.reseed(seed)
 
     def _apply_constraints(self) -> None:
         s, g = self.settings, self.generator

@@ -32,7 +32,7 @@ import torch
 
 from riffd.engine.gan_bilstm import GANBase
 from riffd.engine.generator import Step
-from riffd.engine.keyed_generator import KeyedGenerator
+from riffd.engine.keyed_generator import KeyedGenerator, draw_seed
 from riffd.engine.melody_representation import Note
 from riffd.engine.onednn import onednn
 from riffd.engine.pianoroll import PitchRange, notes_to_roll, roll_to_steps
@@ -56,8 +56,8 @@ class GANGenerator(KeyedGenerator):
         self.lookahead = 8                     # bars generated per batched pass
         self.use_onednn = True                 # CPU: oneDNN for the batched pass (faster at
                                                # batch 8; benchmarks/symbolic_latency.py)
-        self._rng = torch.Generator().manual_seed(seed if seed is not None else
-                                                  int(torch.randint(0, 2**31 - 1, ()).item()))
+        self.rng = torch.Generator().manual_seed(      # latents are drawn on the CPU
+            seed if seed is not None else draw_seed())
         self._z: torch.Tensor | None = None
         self._pending: deque[Step] = deque()
         self._bars: deque[np.ndarray] = deque()    # (T, P) probabilities of coming bars
@@ -133,11 +133,11 @@ class GANGenerator(KeyedGenerator):
         return out
 
     def _random_latent(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.model.latent_dim, generator=self._rng)
+        return torch.randn(n, self.model.latent_dim, generator=self.rng)
 
     def _walk(self, z: torch.Tensor) -> torch.Tensor:
         """One step of the spherical random walk: (1, Z) → (1, Z), same length."""
-        noise = torch.randn(z.shape, generator=self._rng)
+        noise = torch.randn(z.shape, generator=self.rng)
         norm = z.norm()
         unit = z / norm
         noise = noise - (noise * unit).sum() * unit                 # orthogonal to z

@@ -45,6 +45,11 @@ def quantize_notes(notes: Sequence[Note], step: float = STEP_BEATS) -> list[Note
     return out
 
 
+def draw_seed() -> int:
+    """A seed for a generator's own torch.Generator, drawn from torch's global generator."""
+    return int(torch.randint(0, 2**62, ()).item())
+
+
 class KeyedGenerator:
     """Base of a generator that answers a seed in its key, within constraints (one stream)."""
 
@@ -63,6 +68,11 @@ class KeyedGenerator:
         self.key = Key(0, "major")
         self.shift = 0             # semitones seed key → C/Am (0 for untransposed models)
         self.octave = 0            # semitones (×12) seed → model register
+        # every random draw of this stream comes from here (reseed makes them repeatable), on
+        # the model's device, where the sampled logits are; its first seed is drawn from
+        # torch's global generator, so torch.manual_seed before loading repeats a whole run
+        self.rng = torch.Generator(device=device)
+        self.rng.manual_seed(draw_seed())
 
     # -- state --------------------------------------------------------------------
     def reset(self) -> None:
@@ -70,6 +80,12 @@ class KeyedGenerator:
         self.key, self.shift, self.octave = Key(0, "major"), 0, 0
         self._restart()
         self._update_mask()
+
+    def reseed(self, seed: int) -> None:
+        """Make the draws from here on repeatable: after ``reseed(n)`` the same calls (a
+        ``prime`` with the same phrase, the same settings, then the same steps) give the same
+        notes. ``seed``: 0 … 2**63 - 1."""
+        self.rng.manual_seed(seed)
 
     @torch.inference_mode()
     def prime(self, notes: Sequence[Note]) -> Key:

@@ -69,7 +69,7 @@ class MelodyGenerator(KeyedGenerator):
     def next_token(self) -> str:
         """Draw the next 16th step: a MIDI pitch as text (in the seed's key), ``r`` or ``_``."""
         with _cpu_fast_path(self.device, self.use_onednn):
-            choice = sample(self._logits, self.settings, self._allowed)
+            choice = sample(self._logits, self.settings, self._allowed, self.rng)
             token_id = int(choice[0])
             self._logits, self._state = self.model.step(choice, self._state)
         token = self.vocab.tokens[token_id]

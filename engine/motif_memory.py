@@ -56,6 +56,10 @@ class MotifMemory:
         self._recalled = False         # the phrase now playing is a recalled one
         self.recalls = 0               # phrases played again (for status and tests)
 
+    def reseed(self, seed: int) -> None:
+        """Restart the memory's own random choices from ``seed`` (repeatable recalls)."""
+        self._rng.seed(seed)
+
     def reset(self) -> None:
         """Forget every phrase (a new seed, a new piece)."""
         self.phrases.clear()

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from riffd.engine.generator import Step
-from riffd.engine.keyed_generator import KeyedGenerator
+from riffd.engine.keyed_generator import KeyedGenerator, draw_seed
 from riffd.engine.melody_representation import Note
 from riffd.engine.multilabel_lstm import FAMILY, MultilabelLSTM
 from riffd.engine.onednn import cpu_fast_path
@@ -43,7 +43,7 @@ class MultilabelGenerator(KeyedGenerator):
         self.pitch_range = pitch_range
         self.mode, self.threshold, self.transposed = mode, threshold, transposed
         self.follow_register = True           # move the seed by octaves (prime)
-        self.rng = torch.Generator().manual_seed(0)
+        self.rng = torch.Generator().manual_seed(draw_seed())     # its draws are on the CPU
         self._allowed = torch.ones(pitch_range.size, dtype=torch.bool)
         self._previous = torch.zeros(pitch_range.size, dtype=torch.bool)
         self._state = None

@@ -75,8 +75,9 @@ class NotewiseGenerator(KeyedGenerator):
         """Draw the next event: (pitch token in the seed's key, duration token in beats)."""
         pitch_logits, duration_logits = self._logits
         with cpu_fast_path(self.device):
-            pitch_id = sample(pitch_logits, self.settings, self._pitch_mask)
-            duration_id = sample(duration_logits, self.settings, self._duration_mask)
+            pitch_id = sample(pitch_logits, self.settings, self._pitch_mask, self.rng)
+            duration_id = sample(duration_logits, self.settings, self._duration_mask,
+                                 self.rng)
             self._logits, self._state = self.model.step(pitch_id, duration_id, self._state)
         pitch = self.vocab.pitch_tokens[int(pitch_id[0])]
         duration = self.vocab.duration_tokens[int(duration_id[0])]

@@ -193,8 +193,7 @@ def render_symbolic(checkpoint: str | Path, output: str | Path, request: Symboli
     tempo = request.tempo or seed_tempo or DEFAULT_TEMPO_BPM
     rng_seed = seed_rng(request.rng_seed)
     generator = load_generator(checkpoint, "cpu", kind="midi")
-    if hasattr(generator, "rng"):                  # multilabel sampling draws from its own
-        generator.rng.manual_seed(rng_seed)
+    generator.reseed(rng_seed)                     # every draw comes from the generator's own
     if seed_notes:
         seed_end = max(n.start + n.duration for n in seed_notes)
         recent = [n for n in seed_notes if n.start + n.duration > seed_end - SEED_BEATS]

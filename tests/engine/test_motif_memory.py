@@ -27,7 +27,7 @@ def generator():
 
 def continuous(generator, repeat: float, motif_bars: int = 4, vary: float = 0.25,
                bars: int = BARS) -> tuple[list[Step], MotifMemory]:
-    torch.manual_seed(7)
+    generator.reseed(7)
     generator.prime(SEED)
     memory = MotifMemory(seed=7)
     return play_on(generator, memory, bars, repeat, motif_bars, vary=vary), memory
@@ -35,7 +35,7 @@ def continuous(generator, repeat: float, motif_bars: int = 4, vary: float = 0.25
 
 def test_repeat_zero_plays_exactly_what_the_model_plays_alone(generator):
     steps, memory = continuous(generator, repeat=0.0, bars=8)
-    torch.manual_seed(7)
+    generator.reseed(7)
     generator.prime(SEED)
     alone = [generator.next_step() for _ in range(8 * 16)]
     assert steps == alone
@@ -102,7 +102,7 @@ def test_a_multilabel_model_follows_a_recalled_bar(tmp_path):
     poly = load_generator(multilabel(tmp_path / "tiny.safetensors"), "cpu")
     poly.prime([Note(60, 0, 1), Note(64, 0, 1), Note(67, 1, 1)])
     memory = MotifMemory(seed=3)
-    torch.manual_seed(3)
+    poly.reseed(3)
     steps = play_on(poly, memory, 3, 1.0, 1, vary=0.0)
     bars = [steps[i:i + 16] for i in range(0, len(steps), 16)]
     assert any(s.starts for s in bars[0]) and memory.recalls == 3
