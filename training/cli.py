@@ -238,6 +238,10 @@ def _render_parser(sub) -> None:
                     help="highest MIDI pitch played (default 127)")
     rd.add_argument("--velocity", type=int, metavar="V",
                     help="MIDI velocity of the generated notes, 1..127 (default 90)")
+    _add_flag(rd, "--no-follow", "symbolic, with --seed: let the model play on its own terms "
+                                 "(by default it keeps to the seed's scale and register, and "
+                                 "without --density to at most 2 x its notes per bar)",
+              dest="no_follow")
     rd.add_argument("--rng-seed", "--seed-value", dest="rng_seed", type=int, metavar="N",
                     help="seed of the random draws: the same N gives the same output "
                          "(default: a fresh one, printed)")

@@ -14,7 +14,7 @@ from riffd.engine.checkpoint import read_metadata
 from riffd.engine.loading import MODEL_FAMILIES
 
 SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "greedy", "density", "low", "high",
-                    "velocity", "tempo", "bars")
+                    "velocity", "no_follow", "tempo", "bars")
 
 
 def _flag(name: str) -> str:
@@ -69,5 +69,5 @@ def render_command(args) -> str:
         low=args.low if args.low is not None else 0,
         high=args.high if args.high is not None else 127,
         velocity=args.velocity if args.velocity is not None else 90,
-        rng_seed=args.rng_seed, wav=bool(args.wav), png=bool(args.png))
+        follow=not getattr(args, "no_follow", False), rng_seed=args.rng_seed, wav=bool(args.wav), png=bool(args.png))
     return render_symbolic(checkpoint, args.output, request, seed)

@@ -8,6 +8,11 @@ chord) and continues in the seed's key; without one it starts a new piece. It ge
 with two tracks, the seed as given and the continuation from the bar after the seed; with
 ``--wav`` also a WAV rendered with FluidSynth, with ``--png`` a piano roll, both beside the
 MIDI file. ``--rng-seed N`` makes the output repeatable.
+
+As the daemon's voices do by default, the continuation follows the seed: it keeps to the
+seed's scale (its mode: D dorian, G mixolydian...), to a window around the seed's median
+pitch (within ``--low`` … ``--high``) and, without ``--density``, to at most 2 × the seed's
+notes per bar. ``--no-follow`` lets the model play on its own terms.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from riffd.engine.generator import Step
 from riffd.engine.loading import load_generator
 from riffd.engine.melody_generator import Constraints
 from riffd.engine.melody_representation import Note
+from riffd.engine.seed_profile import density_limit, register, register_window
 from riffd.training.render_seed import DEFAULT_TEMPO_BPM, notes_to_pretty_midi, read_seed_midi, synthesize
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,7 @@ class SymbolicRequest:
     low: int = 0
     high: int = 127
     velocity: int = 90
+    follow: bool = True
     rng_seed: int | None = None
     wav: bool = False
     png: bool = False
@@ -101,8 +108,11 @@ def skyline(notes: list[Note]) -> list[Note]:
     return [top[s] for s in sorted(top)]
 
 
-def apply_controls(generator, r: SymbolicRequest) -> None:
-    """Sampling controls and pitch range onto a generator (the daemon's names)."""
+def apply_controls(generator, r: SymbolicRequest, heard: list[Note] | None = None) -> int:
+    """Sampling controls and pitch range onto a generator (the daemon's names); with
+    ``r.follow`` and the seed's notes ``heard`` (the generator primed with them), also the
+    seed's scale and register. Returns the density to play at (most note starts per bar,
+    0 = no limit): ``r.density``, else (following) 2 × the seed's notes per bar."""
     s = generator.settings
     if r.temperature is not None:
         s.temperature = r.temperature
@@ -111,11 +121,17 @@ def apply_controls(generator, r: SymbolicRequest) -> None:
     if r.top_p is not None:
         s.top_p = r.top_p
     s.greedy = r.greedy or s.greedy
-    generator.set_constraints(Constraints(low=r.low, high=r.high))
+    density, low, high, scale = r.density, r.low, r.high, None
+    if r.follow and heard:
+        scale = tuple(getattr(generator.key, "scale", ())) or None          # the seed's mode
+        low, high = register_window(register(heard), r.low, r.high)
+        density = density or density_limit(heard, BEATS_PER_BAR)
+    generator.set_constraints(Constraints(low=low, high=high, scale=scale))
     if generator.family.startswith("gan") and (r.temperature, r.top_k, r.top_p) != (None,) * 3:
         log.warning("a GAN decodes whole bars by threshold: --temperature, --top-k and "
                     "--top-p change nothing for %s (use --density, --low, --high)",
                     generator.family)
+    return density
 
 
 def generate_steps(generator, n_steps: int, density: int, skip_silence: bool,
@@ -194,6 +210,9 @@ def render_symbolic(checkpoint: str | Path, output: str | Path, request: Symboli
     rng_seed = seed_rng(request.rng_seed)
     generator = load_generator(checkpoint, "cpu", kind="midi")
     generator.reseed(rng_seed)                     # every draw comes from the generator's own
+    heard: list[Note] = []
+    if hasattr(generator, "follow_register"):      # the seed moved into the model's register
+        generator.follow_register = request.follow  # by octaves, and the answer back to its own
     if seed_notes:
         seed_end = max(n.start + n.duration for n in seed_notes)
         recent = [n for n in seed_notes if n.start + n.duration > seed_end - SEED_BEATS]
@@ -202,9 +221,9 @@ def render_symbolic(checkpoint: str | Path, output: str | Path, request: Symboli
     else:
         seed_end, key = 0.0, "no seed"
         generator.reset()
-    apply_controls(generator, request)
+    density = apply_controls(generator, request, heard)
     n_steps = round(request.bars * BEATS_PER_BAR / generator.step_beats)
-    steps = generate_steps(generator, n_steps, request.density, skip_silence=bool(seed_notes))
+    steps = generate_steps(generator, n_steps, density, skip_silence=bool(seed_notes))
     offset = math.ceil(seed_end / BEATS_PER_BAR) * BEATS_PER_BAR
     generated = [Note(n.pitch, n.start + offset, n.duration)
                  for n in steps_to_notes(steps, generator.step_beats)]

@@ -137,6 +137,50 @@ def test_spectral_render_takes_a_temperature_and_an_rng_seed(tmp_path):
     assert np.abs(takes["a"]).max() <= 1.0
 
 
+def write_phrase(path: Path, pitches: list[int], beats: float) -> None:
+    """A one-track MIDI file at 120 BPM: ``pitches`` one after another, ``beats`` each."""
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    ticks = round(beats * 480)
+    for pitch in pitches:
+        track.append(mido.Message("note_on", note=pitch, velocity=80, time=0))
+        track.append(mido.Message("note_off", note=pitch, velocity=0, time=ticks))
+    midi.save(path)
+
+
+def test_a_seeded_render_follows_the_seeds_mode_register_and_density(tmp_path):
+    """A high D dorian phrase (white keys, 84-93), then a sparse one (a whole note a bar): by
+    default the continuation keeps to the seed's scale, its register and 2 x its notes per
+    bar, as the daemon's voices do; --no-follow lets the model play where it likes."""
+    high = [86, 88, 89, 91, 93, 95, 93, 91, 89, 88, 86, 84, 86, 89, 88, 86]
+    seed = tmp_path / "dorian.mid"
+    write_phrase(seed, high, 0.5)
+    common = ["--seed", seed, "--bars", 8, "--temperature", 1.5, "--rng-seed", 4]
+    followed, free = tmp_path / "followed.mid", tmp_path / "free.mid"
+    assert render(BUNDLED_MODEL, "-o", followed, *common) == 0
+    assert render(BUNDLED_MODEL, "-o", free, *common, "--no-follow") == 0
+    answer = [p for p, *_ in tracks(followed)["riffd"]]
+    alone = [p for p, *_ in tracks(free)["riffd"]]
+    outside = [p for p in answer if p % 12 not in (0, 2, 4, 5, 7, 9, 11)]
+    print(f"followed: median {np.median(answer)}, {len(outside)} of {len(answer)} outside; "
+          f"--no-follow: median {np.median(alone)}")
+    assert len(answer) >= 8 and len(outside) <= 0.05 * len(answer), outside
+    assert abs(np.median(answer) - np.median(high)) <= 5, answer
+    assert abs(np.median(alone) - np.median(high)) > 5, alone     # the model's own register
+
+    sparse = tmp_path / "sparse.mid"
+    write_phrase(sparse, [74, 77, 76, 74], 4.0)                     # 1 note a bar
+    thin = tmp_path / "thin.mid"
+    assert render(BUNDLED_MODEL, "-o", thin, "--seed", sparse, "--bars", 4,
+                  "--temperature", 3, "--rng-seed", 4) == 0
+    got = tracks(thin)
+    origin = max(e for _, _, e, _ in got["seed"])                   # seconds, 2 s a bar
+    starts = [s - origin for _, s, _, _ in got["riffd"]]
+    per_bar = [sum(1 for s in starts if bar * 2 <= s < bar * 2 + 2) for bar in range(4)]
+    assert starts and max(per_bar) <= 2, per_bar
+
+
 @pytest.fixture
 def bad_files(tmp_path):
     (tmp_path / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01garbage")
@@ -159,6 +203,7 @@ def bad_files(tmp_path):
     ("melody", ["-o", "{d}/out.wav"], "give an output ending in .mid"),
     ("spectral", ["--bars", "4"], "give its length with --seconds"),
     ("spectral", ["--top-k", "5"], "apply to symbolic (MIDI) models"),
+    ("spectral", ["--no-follow"], "--no-follow apply to symbolic (MIDI) models"),
     ("spectral", ["--temperature", "9", "--seconds", "1"], "--temperature must be 0.05..5"),
     ("spectral", ["--seed", "{d}/notes.txt", "--seconds", "1"], "cannot read audio"),
     ("missing", [], "no such checkpoint file"),
