@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from riffd.engine.generator import Constraints
+from riffd.engine.generator import Constraints, Step
 from riffd.engine.key_finding import Key, estimate_key
 from riffd.engine.melody_representation import STEP_BEATS, Note
 from riffd.engine.sampling import SamplingSettings
@@ -103,6 +103,12 @@ class KeyedGenerator:
         self._update_mask()
         self._feed_seed(notes)
         return self.key
+
+    def observe(self, step: Step) -> None:
+        """Advance as if this generator had played ``step`` (sounding pitches in the seed's
+        key), so what it plays next continues from there. This default draws a step of its
+        own and drops it, which keeps the generator in time."""
+        self.next_step()
 
     def set_constraints(self, constraints: Constraints) -> None:
         """Pitch range and scale (in the seed's key) for what is generated from now on."""

@@ -64,6 +64,20 @@ class MelodyGenerator(KeyedGenerator):
             tokens = []
         self._feed(tokens)
 
+    @torch.inference_mode()
+    def observe(self, step: Step) -> None:
+        """Feed ``step`` as this model's 16th-step token: its first started pitch (moved
+        into the model's key and register), a hold of what sounds, or a rest."""
+        if step.starts:
+            pitch = step.starts[0]
+            token, sounding = str(self.vocab.fit_pitch(self._to_model(pitch))), pitch
+        elif step.holds and self._sounding is not None:
+            token, sounding = HOLD, self._sounding
+        else:
+            token, sounding = REST, None
+        self._feed([token])
+        self._sounding = sounding
+
     # -- generation ---------------------------------------------------------------
     @torch.inference_mode()
     def next_token(self) -> str:

@@ -21,10 +21,8 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
-import torch
-
 from riffd.engine.generator import Step
-from riffd.engine.melody_representation import HOLD, REST, Note
+from riffd.engine.melody_representation import Note
 
 MAX_PHRASES = 16          # phrases remembered (the oldest are forgotten first)
 VARY_DEGREES = (-2, -1, 1, 2)   # scale steps a varied recall moves by
@@ -141,31 +139,13 @@ def transpose_steps(steps: Sequence[Step], degrees: int, scale: Sequence[int], t
 
 def observe(generator, step: Step) -> None:
     """Advance ``generator`` as if it had played ``step`` itself (it sees the recalled
-    phrase, so what it plays next continues from there). Melody models are fed the step's
-    token, multilabel models its frame of sounding pitches; the others (notewise, GAN) draw
-    their own step and drop it, which keeps them in time."""
-    family = getattr(generator, "family", "")
-    if family == "melody_lstm" and hasattr(generator, "_feed"):
-        _observe_melody(generator, step)
-    elif family == "multilabel_lstm" and hasattr(generator, "_feed"):
-        _observe_multilabel(generator, step)
+    phrase, so what it plays next continues from there): the generator's own ``observe``
+    (melody models are fed the step's token, multilabel models its frame of sounding pitches;
+    the others draw their own step and drop it, which keeps them in time)."""
+    if hasattr(generator, "observe"):
+        generator.observe(step)
     else:
         generator.next_step()
-
-
-@torch.inference_mode()
-def _observe_melody(generator, step: Step) -> None:
-    """Feed one 16th-step token of ``step`` (a pitch in the seed's key) to a MelodyGenerator."""
-    if step.starts:
-        pitch = step.starts[0]
-        model_pitch = generator.vocab.fit_pitch(pitch + generator.shift - generator.octave)
-        token, sounding = str(model_pitch), pitch
-    elif step.holds and generator._sounding is not None:
-        token, sounding = HOLD, generator._sounding
-    else:
-        token, sounding = REST, None
-    generator._feed([token])
-    generator._sounding = sounding
 
 
 def play_on(generator, memory: MotifMemory, bars: int, repeat: float, motif_bars: int,
@@ -181,19 +161,6 @@ def play_on(generator, memory: MotifMemory, bars: int, repeat: float, motif_bars
                       c.high)
         out.append(step)
     return out
-
-
-@torch.inference_mode()
-def _observe_multilabel(generator, step: Step) -> None:
-    """Feed the frame of ``step``'s sounding pitches (seed's key) to a MultilabelGenerator."""
-    size = generator.pitch_range.size
-    frame = torch.zeros(size, dtype=torch.bool)
-    low = generator.pitch_range.low - generator.shift + generator.octave   # column 0's pitch
-    for pitch in step.starts + step.holds:
-        if 0 <= pitch - low < size:
-            frame[pitch - low] = True
-    generator._feed(frame[None].numpy())
-    generator._previous = frame
 
 
 # -- measures of structure -------------------------------------------------------------------

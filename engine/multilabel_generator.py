@@ -91,6 +91,18 @@ class MultilabelGenerator(KeyedGenerator):
                     holds=tuple(low + int(i) for i in torch.nonzero(held).flatten()))
 
     @torch.inference_mode()
+    def observe(self, step: Step) -> None:
+        """Feed the frame of ``step``'s sounding pitches (the seed's key) as if drawn."""
+        size = self.pitch_range.size
+        frame = torch.zeros(size, dtype=torch.bool)
+        low = self._from_model(self.pitch_range.low)                    # column 0's pitch
+        for pitch in step.starts + step.holds:
+            if 0 <= pitch - low < size:
+                frame[pitch - low] = True
+        self._feed(frame[None].numpy())
+        self._previous = frame
+
+    @torch.inference_mode()
     def _feed(self, frames: np.ndarray) -> None:
         x = torch.as_tensor(np.asarray(frames, dtype=np.float32), device=self.device)  # (T, P)
         with cpu_fast_path(self.device):
