@@ -36,18 +36,21 @@ def restoring_peer(daemon: DaemonProcess, client: str, restore: dict):
             c.set(**restore)
 
 
-def note_ons(received) -> list:
-    """The note-ons (status 0x9n, velocity > 0) among received MIDI messages."""
-    return [r for r in received if r.message[0] & 0xF0 == 0x90 and r.message[2] > 0]
+def note_ons(received, channel: int | None = None) -> list:
+    """The note-ons (status 0x9n, velocity > 0) among received MIDI messages; only those on
+    ``channel`` (1–16) when it is given."""
+    return [r for r in received if r.message[0] & 0xF0 == 0x90 and r.message[2] > 0
+            and (channel is None or (r.message[0] & 0x0F) == channel - 1)]
 
 
-def wait_quiet(peer: MidiPeer, seconds: float = 0.4, timeout: float = 5.0) -> None:
-    """Wait until nothing has arrived at ``peer`` for ``seconds`` (at most ``timeout``
-    seconds in all)."""
+def wait_quiet(peer: MidiPeer, seconds: float = 0.4, timeout: float = 5.0,
+               counted=lambda received: True) -> None:
+    """Wait until nothing ``counted`` (a test on each received message; default: all) has
+    arrived at ``peer`` for ``seconds`` (at most ``timeout`` seconds in all)."""
     deadline = time.monotonic() + timeout
     count = -1
     while time.monotonic() < deadline:
-        now = len(peer.received())
+        now = len([r for r in peer.received() if counted(r)])
         if now == count:
             return
         count = now

@@ -23,6 +23,8 @@ from riffd.daemon.midi_peer import MidiPeer
 from riffd.daemon.process import DaemonProcess
 from riffd.daemon.recording import pair_notes
 from riffd.engine.loading import BUNDLED_MODEL
+from tests.daemon.serve_helpers import note_ons, sounding
+from tests.daemon.serve_helpers import wait_quiet as quiet
 from tests.reliability.event_log import EventLog
 from tests.waiting import wait_until
 
@@ -31,20 +33,8 @@ PERIOD_S = PERIOD / RATE
 ARGS = ["--midi-api", "jack", "--length", "1", "--log-level", "WARNING"]
 
 
-def note_ons(rs, channel=None):
-    return [r for r in rs if r.message[0] & 0xF0 == 0x90 and r.message[2] > 0
-            and (channel is None or (r.message[0] & 0x0F) == channel - 1)]
-
-
 def pulses(rs):
     return [r for r in rs if r.message == [0xF8]]
-
-
-def hanging(riffd) -> int:
-    """Notes riffd has sent and not ended (its own record), once everything has gone out."""
-    with riffd.client() as c:
-        wait_until(lambda: c.status()["counters"]["sounding"] == 0, 3)
-        return c.status()["counters"]["sounding"]
 
 
 def wire_hanging(peer) -> int:
@@ -54,15 +44,8 @@ def wire_hanging(peer) -> int:
 
 
 def wait_quiet(peer, seconds=0.4, timeout=6.0):
-    """Wait until no note message has arrived for ``seconds``."""
-    deadline = time.monotonic() + timeout
-    count = -1
-    while time.monotonic() < deadline:
-        now = len([r for r in peer.received() if len(r.message) == 3])
-        if now == count:
-            return
-        count = now
-        time.sleep(seconds)
+    """Wait until no note message has arrived for ``seconds`` (clock pulses never stop)."""
+    quiet(peer, seconds, timeout, counted=lambda r: len(r.message) == 3)
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +172,7 @@ def test_an_answer_begins_on_the_next_beat_after_the_phrase_ends(riffd, peer, se
         f"the next beat was {expected - end:.3f} s after it")
     assert heard >= expected - PERIOD_S - 0.001
     wait_idle(riffd, peer)
-    assert hanging(riffd) == 0
+    assert sounding(riffd) == 0
 
 
 def test_an_answer_on_bar_begins_on_the_next_bar_line(riffd, peer, sent):
@@ -211,7 +194,7 @@ def test_an_answer_on_bar_begins_on_the_next_bar_line(riffd, peer, sent):
     assert placed == pytest.approx(t0 + bar, abs=0.002)
     assert heard >= t0 + bar - PERIOD_S - 0.001
     wait_idle(riffd, peer)
-    assert hanging(riffd) == 0
+    assert sounding(riffd) == 0
 
 
 def test_follow_responds_to_each_played_note(riffd, peer, sent):
@@ -228,7 +211,7 @@ def test_follow_responds_to_each_played_note(riffd, peer, sent):
     for i in range(4):                       # a response after every played note, within 1.5 beats
         played = t0 + i * 0.6
         assert any(played < t <= played + 0.75 for t in ons), (i, [t - t0 for t in ons])
-    assert hanging(riffd) == 0
+    assert sounding(riffd) == 0
 
 
 def test_continuous_runs_until_stopped(riffd, peer, sent):
@@ -255,7 +238,7 @@ def test_continuous_runs_until_stopped(riffd, peer, sent):
         assert -PERIOD_S - 0.001 <= t - nearest <= 0.25, (t - started, nearest - started)
     assert len(heard) >= len(due) // 2, (len(heard), len(due))
     assert not any(t > stopped + 0.2 for t in heard)
-    assert hanging(riffd) == 0
+    assert sounding(riffd) == 0
 
 
 # -- hot swap ------------------------------------------------------------------------------------
@@ -297,7 +280,7 @@ def test_hot_swap_under_playback(riffd, peer):
         c.stop()
         missed = _missed(c.status()) - missed_before
     wait_quiet(peer)
-    assert hanging(riffd) == 0
+    assert sounding(riffd) == 0
     frames = [r.frame for r in pulses(peer.received()) if r.monotonic > asked - 1]
     gaps = np.diff(frames)
     interval = RATE * 60 / (120 * 24)
@@ -331,7 +314,7 @@ def test_voices_are_added_played_on_their_channels_and_removed(riffd, peer):
     rs = peer.received()
     assert [0xC2, 33] in [r.message for r in rs]                       # program on channel 3
     assert all(36 <= r.message[1] <= 55 for r in note_ons(rs, 3))     # its range
-    assert hanging(riffd) == 0
+    assert sounding(riffd) == 0
 
 
 # -- CC ------------------------------------------------------------------------------------------
