@@ -2,7 +2,11 @@
 NaN weights, paths outside the model folders, an audio model for a MIDI voice.
 
 riffd runs as a child process on the dummy-driver JACK server; a second thread pings it on a
-socket of its own all along, so a control thread that blocks shows up as slow or missed pings.
+socket of its own all along, so a control thread that blocks shows up as slow or missed pings:
+a ping sent while it works waits for the whole work (a FIFO would hold it for ever, the 2 s
+timeout counts it as missed). Single pings on a loaded machine can wait for the scheduler too
+(one took 127 ms with a busy loop on the other core), so the typical ping is held to 100 ms
+(95th percentile) and the slowest only to a bound that blocking would exceed.
 """
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from tests.reliability.model_files import Pinger, large_melody, with_config, wit
 
 ARGS = ["--midi-api", "jack", "--tempo", "240", "--log-level", "WARNING"]
 SECRET = b"TOPSECRET-0123456789" * 61          # 1220 bytes nobody should see in a reply
-PING_LIMIT_MS = 100.0                           # the control thread answers ping this fast
+PING_LIMIT_MS = 100.0       # 95 % of pings are answered this fast (ms)
+BLOCKED_MS = 1000.0         # a ping that waits this long met a blocked control thread (ms)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +42,7 @@ def files(tmp_path_factory):
     with_config(models / "deep.safetensors", num_layers=10**6)
     with_config(models / "units.safetensors", hidden_size=10**9)
     with_nan(models / "nan.safetensors")
-    large_melody(models / "big.safetensors", hidden_size=1024)
+    large_melody(models / "big.safetensors", hidden_size=1600)     # 32 M parameters
     os.symlink(outside / "secret.safetensors", models / "link.safetensors")
     return root
 
@@ -67,10 +72,12 @@ def peak_rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM in /proc")
 
 
-def assert_pings_fast(pinger: Pinger) -> dict:
+def assert_pings_fast(pinger: Pinger, longest_ms: float = BLOCKED_MS) -> dict:
+    """No ping missed, 95 % within PING_LIMIT_MS, none as long as ``longest_ms``."""
     s = pinger.summary()
     assert s["missed"] == 0 and s["pings"] >= 5, s
-    assert s["max_ms"] < PING_LIMIT_MS, s
+    assert s["p95_ms"] < PING_LIMIT_MS, s
+    assert s["max_ms"] < longest_ms, s
     return s
 
 
@@ -169,8 +176,9 @@ def test_ping_answers_fast_while_a_large_model_loads(riffd, files):
         assert reply["family"] == "melody_lstm"
         c.request("load_model", path=str(files / "models" / "good.safetensors"))
         counters = c.status()["counters"]
-    s = assert_pings_fast(pinger)
-    print(f"\nload of a 13 M-parameter model: {took:.2f} s; pings {s}")
+    # loaded on the control thread, the ping sent first would wait for the whole load
+    s = assert_pings_fast(pinger, longest_ms=min(BLOCKED_MS, took * 1000 / 2))
+    print(f"\nload of a 32 M-parameter model: {took:.2f} s; pings {s}")
     assert during >= 10         # the pinger really ran while the load did
     assert counters["internal_errors"] == 0
 
