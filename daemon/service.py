@@ -58,6 +58,7 @@ FOLLOW_NOTES = 16                 # played notes that condition a follow voice
 PANIC_WAIT_S = 1.0                # panic waits this long for each voice to stop, seconds
 CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF = 120, 123
 REOPEN_EVERY_S = 0.5             # while the MIDI ports are gone, try to open them this often
+RESET_AGAIN_S = 0.05             # a new receiver's reset is sent again this much later, s
 BAR_END_EARLY_S = 0.04            # a bar-ended phrase is closed this early, so the answer
                                   # can start on the bar line itself
 
@@ -383,12 +384,25 @@ class Riffd:
     def _on_out_connected(self, other: str) -> None:
         """JACK notification thread: a receiver connected to riffd:out. Until riffd plays its
         first note on these ports, send it All Notes Off / All Sound Off: notes that a crashed
-        riffd left on it end (once riffd plays, a connection resets nothing)."""
-        scheduler = self.scheduler
-        if scheduler is None:              # still starting: nothing can sound yet
-            self.ports.send_reset()
-        elif scheduler.notes_sent == self._notes_at_open and not scheduler.sounding():
-            scheduler.send_reset()
+        riffd left on it end (once riffd plays, a connection resets nothing). JACK can tell
+        of a connection a cycle before its graph carries it, so the reset goes out again
+        RESET_AGAIN_S later (twice is harmless; lost, a crashed run's note would hang)."""
+        self._reset_if_quiet()
+        again = threading.Timer(RESET_AGAIN_S, self._reset_if_quiet)
+        again.daemon = True
+        again.start()
+
+    def _reset_if_quiet(self) -> None:
+        """All Notes Off / All Sound Off on every channel, unless riffd has played on these
+        ports since they opened (then a reset would cut its own notes)."""
+        try:
+            scheduler = self.scheduler
+            if scheduler is None:              # still starting: nothing can sound yet
+                self.ports.send_reset()
+            elif scheduler.notes_sent == self._notes_at_open and not scheduler.sounding():
+                scheduler.send_reset()
+        except Exception as exc:               # ports closing: nothing is left to reset
+            log.debug("reset for a new receiver not sent: %r", exc)
 
     # -- callbacks from other threads ---------------------------------------------------------
     def _publish(self, event: str, data: dict) -> None:
