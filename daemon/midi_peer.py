@@ -69,6 +69,11 @@ class MidiPeer:
         return self._ports.blocksize
 
     @property
+    def missed_cycles(self) -> int:
+        """JACK cycles the peer's client was not run for (its input in them is lost)."""
+        return self._ports.missed_cycles
+
+    @property
     def in_port_name(self) -> str:
         return self._ports.in_port_name
 

@@ -13,6 +13,7 @@ from riffd.daemon.process import DaemonProcess
 from riffd.daemon.recording import pair_notes
 from riffd.engine.melody_representation import Note
 from tests.daemon.serve_helpers import FAST, note_ons, restoring_peer, serving, sounding, wait_quiet
+from tests.waiting import ANSWER_WAIT_S
 
 
 def hanging(peer) -> int:
@@ -73,7 +74,8 @@ def test_a_played_phrase_gets_an_answer_in_its_key(riffd, peer):
         # a 2-bar answer can be 3 long notes: 4 bars, and draws that do not depend on luck
         c.set(length=4, rng_seed=5)
     peer.play(messages)
-    assert peer.wait_for(lambda rs: sum(r.message[0] & 0xF0 == 0x90 for r in rs) >= 4, 10)
+    assert peer.wait_for(lambda rs: sum(r.message[0] & 0xF0 == 0x90 for r in rs) >= 4,
+                         ANSWER_WAIT_S)
     wait_quiet(peer, seconds=0.6)
     with riffd.client() as c:
         status = c.status()

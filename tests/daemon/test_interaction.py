@@ -26,7 +26,7 @@ from riffd.engine.loading import BUNDLED_MODEL
 from tests.daemon.serve_helpers import note_ons, sounding
 from tests.daemon.serve_helpers import wait_quiet as quiet
 from tests.reliability.event_log import EventLog
-from tests.waiting import wait_until
+from tests.waiting import ANSWER_WAIT_S, wait_until
 
 RATE, PERIOD = 48000, 256
 PERIOD_S = PERIOD / RATE
@@ -164,7 +164,8 @@ def test_an_answer_begins_on_the_next_beat_after_the_phrase_ends(riffd, peer, se
         peer.send([0x90, pitch, 90], t0 + start * spb)
         peer.send([0x80, pitch, 0], t0 + (start + length) * spb)
     end = t0 + 1.9 * spb + 0.3
-    assert peer.wait_for(lambda rs: any(r.monotonic > end for r in note_ons(rs)), 10)
+    assert peer.wait_for(lambda rs: any(r.monotonic > end for r in note_ons(rs)),
+                         ANSWER_WAIT_S)
     placed, heard = first_answer(sent, peer, end)
     expected = t0 + 3 * spb
     assert placed == pytest.approx(expected, abs=0.002), (
@@ -187,7 +188,8 @@ def test_an_answer_on_bar_begins_on_the_next_bar_line(riffd, peer, sent):
             peer.send([0x80, pitch, 0], t0 + (i + 0.5) * spb)
         end = t0 + 2.5 * spb + 0.3                           # 3.1 beats into the bar
         try:
-            assert peer.wait_for(lambda rs: any(r.monotonic > end for r in note_ons(rs)), 10)
+            assert peer.wait_for(lambda rs: any(r.monotonic > end for r in note_ons(rs)),
+                                 ANSWER_WAIT_S)
         finally:
             c.set(answer_on="beat")
     placed, heard = first_answer(sent, peer, end)

@@ -16,7 +16,7 @@ from riffd.daemon.midi_peer import MidiPeer
 from riffd.daemon.process import DaemonProcess
 from riffd.engine.key_finding import Key
 from tests.reliability.event_log import EventLog
-from tests.waiting import wait_until
+from tests.waiting import ANSWER_WAIT_S, wait_until
 
 ARGS = ["--midi-api", "jack", "--client-name", "riffd-terms", "--tempo", "150", "--silence",
         "0.3", "--length", "2", "--log-level", "WARNING"]
@@ -51,8 +51,14 @@ def play_and_hear(riffd, peer, phrase) -> tuple[list[int], list[int]]:
         peer.send([0x90, pitch, velocity], t0 + start * spb)
         peer.send([0x80, pitch, 0], t0 + (start + length) * spb)
     end = t0 + max(s + n for _, _, s, n in phrase) * spb + 0.3
-    assert peer.wait_for(lambda rs: any(r.monotonic > end and r.message[0] & 0xF0 == 0x90
-                                        for r in rs), 10), "no answer"
+    answered = peer.wait_for(lambda rs: any(r.monotonic > end and r.message[0] & 0xF0 == 0x90
+                                            for r in rs), ANSWER_WAIT_S)
+    with riffd.client() as c:
+        counters = c.status()["counters"]
+    seen = {k: counters[k] for k in ("phrases", "stuck_keys_released", "missed_cycles", "xruns",
+                                     "notes_sent")}
+    assert answered, f"no answer; riffd's counters {seen}, the peer missed " \
+                     f"{peer.missed_cycles} JACK cycles"
     with riffd.client() as c:
         assert wait_until(lambda: not c.status()["playing"], 15)
         assert wait_until(lambda: c.status()["counters"]["sounding"] == 0, 3)

@@ -15,7 +15,7 @@ from riffd.daemon.demo import most_simultaneous, split_by_channel
 from riffd.daemon.midi_peer import MidiPeer
 from riffd.daemon.process import DaemonProcess
 from riffd.daemon.recording import pair_notes
-from tests.waiting import wait_until
+from tests.waiting import ANSWER_WAIT_S, wait_until
 
 TRIO = Path(__file__).parents[2] / "configs" / "trio.toml"
 NAME = "riffd-trio"
@@ -40,7 +40,8 @@ def test_the_trio_answers_a_phrase_with_melody_chords_and_bass_in_its_key(jack_s
         played += [((start + 0.45) * spb, [0x80, pitch, 0]) for pitch, start in PHRASE]
         t0 = peer.play(sorted(played, key=lambda m: m[0]))
         with riffd.client() as c:
-            assert wait_until(lambda: c.status()["playing"], 10), "the trio never answered"
+            assert wait_until(lambda: c.status()["playing"], ANSWER_WAIT_S), \
+                "the trio never answered"
             assert wait_until(lambda: not c.status()["playing"], 20), "the answer never ended"
             assert wait_until(lambda: c.status()["counters"]["sounding"] == 0, 3)
             time.sleep(0.3)                        # the last note-offs reach the listener
