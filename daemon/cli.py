@@ -174,11 +174,20 @@ def serve(args: argparse.Namespace) -> int:
     for key, value in vars(args).items():
         if value is not None and hasattr(cfg, key) and key != "config":
             setattr(cfg, key, value)
+    daemon = None
     try:
         _check_endpoints(cfg)   # before models and ports: a refused endpoint fails at once
-        return Riffd(cfg).run()
+        daemon = Riffd(cfg)
+        return daemon.run()
     except StartupInterrupted:
         logging.getLogger("riffd").info("riffd stopped during start-up (signal)")
+        if daemon is not None and daemon.abandoned_work:
+            # a model still loading on its thread: leave it, rather than let the interpreter
+            # shut down around it (torch's C++ teardown beneath a running thread can crash)
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         return 0
     except (MidiPortError, CheckpointError, ValueError, OSError) as exc:
         print(f"riffd serve: {exc}", file=sys.stderr)

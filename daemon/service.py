@@ -58,6 +58,7 @@ FOLLOW_NOTES = 16                 # played notes that condition a follow voice
 PANIC_WAIT_S = 1.0                # panic waits this long for each voice to stop, seconds
 CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF = 120, 123
 REOPEN_EVERY_S = 0.5             # while the MIDI ports are gone, try to open them this often
+START_UP_POLL_S = 0.05           # start-up notices a signal this soon while models load, s
 RESET_AGAIN_S = 0.05             # a new receiver's reset is sent again this much later, s
 BAR_END_EARLY_S = 0.04            # a bar-ended phrase is closed this early, so the answer
                                   # can start on the bar line itself
@@ -74,6 +75,7 @@ class Riffd:
     def __init__(self, cfg: ServeConfig):
         self.cfg = cfg
         self._shutdown = threading.Event()
+        self.abandoned_work = ""                   # start-up work a signal left running
         self.started_at = time.monotonic()
         self.clock = Clock(cfg.tempo, cfg.beats_per_bar, cfg.clock_source)
         self.voices = VoiceSet()
@@ -126,13 +128,14 @@ class Riffd:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         torch.backends.mkldnn.enabled = False   # oneDNN slows batch-1 steps on the CPU
         on_main = threading.current_thread() is threading.main_thread()
-        if on_main:   # until start-up is done a signal interrupts it, model loading included
+        if on_main:   # until start-up is done a signal ends it (see _interrupt_start_up)
             signal.signal(signal.SIGINT, self._interrupt_start_up)
             signal.signal(signal.SIGTERM, self._interrupt_start_up)
         with ExitStack() as stack:
             specs = self._voice_specs()
             # models first: a bad checkpoint is reported before any port is opened
-            generators = self._load_start_models(specs)
+            generators = self._interruptible("loading the models",
+                                             lambda: self._load_start_models(specs))
             self.realtime.lock_memory()          # models are in memory: keep them there
             # opening sends All Notes Off / All Sound Off on all 16 channels: the notes a
             # crashed riffd left sounding end
@@ -140,6 +143,7 @@ class Riffd:
                                          connect_out=cfg.connect_out or None,
                                          connect_in=cfg.connect_in or None)
             stack.callback(self.ports.close)
+            self._end_start_up_if_signalled()
             self.ports.on_xrun = self._on_xrun
             self.ports.on_connect = self._on_out_connected
             if self.ports.out_connections():
@@ -153,6 +157,7 @@ class Riffd:
                 stack.callback(self.monitor.stop)
             if cfg.audio or cfg.audio_model:
                 self._open_audio(stack)
+            self._end_start_up_if_signalled()
             if cfg.clock_source == "link":      # on the session's grid before voices start
                 self.link.start()
             stack.callback(self.link.stop)
@@ -187,6 +192,7 @@ class Riffd:
                 self.osc = OscServer(self.handle, cfg.osc, cfg.osc_reply, cfg.osc_events,
                                      cfg.osc_allow_remote).start()
                 stack.callback(self.osc.stop)
+            self._end_start_up_if_signalled()
             self._report_realtime()
             log.info("riffd ready: voices %s; MIDI %s / %s (%s); clock %s at %.1f BPM; "
                      "control %s; events %s", ", ".join(self.voices.names()),
@@ -212,11 +218,44 @@ class Riffd:
         return 0
 
     def _interrupt_start_up(self, *_args) -> None:
-        """SIGINT/SIGTERM during start-up: stop at once, even in the middle of loading a model
-        (the ExitStack closes what was opened). A second signal while unwinding is ignored."""
-        if not self._shutdown.is_set():
-            self._shutdown.set()
+        """SIGINT/SIGTERM during start-up: start-up ends at its next step, or at once while
+        models load (see _interruptible); the ExitStack closes what was opened.
+
+        The handler only sets a flag. Raising from it would throw an exception into whatever
+        line the main thread was running, e.g. between ``os.fdopen`` taking over a file
+        descriptor and the ``except`` that closes it, which then closes it twice."""
+        self._shutdown.set()
+
+    def _end_start_up_if_signalled(self) -> None:
+        """Raise StartupInterrupted if SIGINT/SIGTERM came during start-up."""
+        if self._shutdown.is_set():
             raise StartupInterrupted()
+
+    def _interruptible(self, what: str, work):
+        """``work()`` (slow start-up work, e.g. loading models: seconds, in C code a signal
+        handler cannot enter) on a thread of its own, while this thread waits for it and ends
+        start-up within POLL_S of a signal. Work left running then is abandoned, still
+        holding nothing but memory: ``riffd serve`` ends the process without waiting for it
+        (``abandoned_work``)."""
+        outcome: dict = {}
+
+        def run() -> None:
+            try:
+                outcome["value"] = work()
+            except BaseException as exc:       # handed to the waiting thread, raised there
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run, name=f"start-up: {what}", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(START_UP_POLL_S)
+            if self._shutdown.is_set() and worker.is_alive():
+                self.abandoned_work = what
+                raise StartupInterrupted()
+        self._end_start_up_if_signalled()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
 
     def _load_start_models(self, specs: list[dict]) -> list:
         """The voices' generators (their checkpoints checked against --max-model-mb and
@@ -254,7 +293,7 @@ class Riffd:
                                      latency, cfg.device, client_name=f"{cfg.client_name}-audio",
                                      limits=self._model_limits())
         try:
-            controller.open()
+            self._interruptible("opening the audio voice", controller.open)
         except AudioUnavailable as exc:
             self.audio_error = str(exc)
             log.error("audio voice off: %s; the MIDI voices keep working", exc)

@@ -89,10 +89,11 @@ def open_regular(path: str | Path, max_bytes: int | None = DEFAULT_MAX_FILE_BYTE
     try:
         _check(path, os.fstat(fd), max_bytes, limit_hint)   # swapped since the stat?
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-        return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+    # outside the try: once fdopen has taken the descriptor, its file object closes it
+    return os.fdopen(fd, "rb")
 
 
 def read_regular(path: str | Path, max_bytes: int | None = DEFAULT_MAX_FILE_BYTES,

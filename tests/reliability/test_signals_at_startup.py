@@ -74,3 +74,36 @@ def test_a_signal_during_model_loading_ends_the_daemon_within_2_s(jack_server, m
         assert "ended" in outcome and "ready" not in outcome
     finally:
         daemon.kill()
+
+
+# -- the mechanism, in-process ---------------------------------------------------------------
+
+def test_the_start_up_signal_handler_only_sets_a_flag_and_slow_work_is_left_at_once():
+    """The handler raises nothing (an exception thrown into an arbitrary line once closed a
+    file descriptor twice: exit status 1, "Bad file descriptor"); start-up work on its
+    thread is left within a poll of the flag, and its errors reach the caller."""
+    from riffd.daemon.serve_config import ServeConfig
+    from riffd.daemon.service import START_UP_POLL_S, Riffd, StartupInterrupted
+
+    signalled = Riffd(ServeConfig())
+    signalled._interrupt_start_up(signal.SIGTERM, None)          # returns: no exception here
+    with pytest.raises(StartupInterrupted):                      # but at the next step
+        signalled._end_start_up_if_signalled()
+
+    daemon = Riffd(ServeConfig())
+    assert daemon._interruptible("quick work", lambda: 42) == 42
+    with pytest.raises(ValueError, match="a bad checkpoint"):
+        daemon._interruptible("failing work", lambda: (_ for _ in ()).throw(
+            ValueError("a bad checkpoint")))
+
+    release = threading.Event()
+    threading.Timer(0.2, daemon._interrupt_start_up, (signal.SIGTERM, None)).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(StartupInterrupted):
+            daemon._interruptible("loading the models", lambda: release.wait(30))
+        took = time.monotonic() - started
+    finally:
+        release.set()
+    assert 0.2 <= took < 0.2 + 10 * START_UP_POLL_S + 1.0, took   # not the 30 s of the work
+    assert daemon.abandoned_work == "loading the models"
