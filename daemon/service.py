@@ -234,9 +234,9 @@ class Riffd:
     def _interruptible(self, what: str, work):
         """``work()`` (slow start-up work, e.g. loading models: seconds, in C code a signal
         handler cannot enter) on a thread of its own, while this thread waits for it and ends
-        start-up within POLL_S of a signal. Work left running then is abandoned, still
-        holding nothing but memory: ``riffd serve`` ends the process without waiting for it
-        (``abandoned_work``)."""
+        start-up within START_UP_POLL_S of a signal. Work left running then is abandoned
+        (``abandoned_work`` names it): ``riffd serve`` ends the process without waiting for
+        it, once the ExitStack has closed what start-up opened."""
         outcome: dict = {}
 
         def run() -> None:

@@ -53,12 +53,13 @@ def play_and_hear(riffd, peer, phrase) -> tuple[list[int], list[int]]:
     end = t0 + max(s + n for _, _, s, n in phrase) * spb + 0.3
     answered = peer.wait_for(lambda rs: any(r.monotonic > end and r.message[0] & 0xF0 == 0x90
                                             for r in rs), ANSWER_WAIT_S)
-    with riffd.client() as c:
-        counters = c.status()["counters"]
-    seen = {k: counters[k] for k in ("phrases", "stuck_keys_released", "missed_cycles", "xruns",
-                                     "notes_sent")}
-    assert answered, f"no answer; riffd's counters {seen}, the peer missed " \
-                     f"{peer.missed_cycles} JACK cycles"
+    if not answered:                               # say which side lost what
+        with riffd.client() as c:
+            counters = c.status()["counters"]
+        seen = {k: counters[k] for k in ("phrases", "stuck_keys_released", "missed_cycles",
+                                         "xruns", "notes_sent")}
+        pytest.fail(f"no answer; riffd's counters {seen}, the peer missed "
+                    f"{peer.missed_cycles} JACK cycles")
     with riffd.client() as c:
         assert wait_until(lambda: not c.status()["playing"], 15)
         assert wait_until(lambda: c.status()["counters"]["sounding"] == 0, 3)
