@@ -58,6 +58,7 @@ FOLLOW_NOTES = 16                 # played notes that condition a follow voice
 PANIC_WAIT_S = 1.0                # panic waits this long for each voice to stop, seconds
 CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF = 120, 123
 REOPEN_EVERY_S = 0.5             # while the MIDI ports are gone, try to open them this often
+CONFIGURE_WAIT_S = 1.0           # `set` replies once each voice applied it (at most this), s
 START_UP_POLL_S = 0.05           # start-up notices a signal this soon while models load, s
 RESET_AGAIN_S = 0.05             # a new receiver's reset is sent again this much later, s
 BAR_END_EARLY_S = 0.04            # a bar-ended phrase is closed this early, so the answer
@@ -631,19 +632,20 @@ class Riffd:
             else:
                 self.clock.set_tempo(tempo)
         if args:
-            self._configure(voice_name, args)
+            self._configure(voice_name, args, wait_s=CONFIGURE_WAIT_S)
             if voice_name is None and "output_latency_ms" in args:
                 self.output_latency_ms = args["output_latency_ms"]  # also for new voices
         return {"changed": changed}
 
-    def _configure(self, voice_name: str | None, controls: dict) -> None:
-        """Check then apply protocol-named controls to one voice or all (any thread)."""
+    def _configure(self, voice_name: str | None, controls: dict, wait_s: float = 0.0) -> None:
+        """Check then apply protocol-named controls to one voice or all (any thread); with
+        ``wait_s`` > 0, return once each voice has applied them (at most that long each)."""
         voice_fields, sampling = split_controls(controls)
         voices = self.voices.select(voice_name)
         for voice in voices:
             check_settings(replace(voice.settings, **voice_fields))
         for voice in voices:
-            voice.configure(**voice_fields, **sampling)
+            voice.configure(wait_s, **voice_fields, **sampling)
 
     def _seed(self, cmd, args) -> dict:
         voice = self.voices.get(args.get("voice"))

@@ -226,9 +226,13 @@ class Voice:
         self._commands.put(("halt", done))
         return done.wait(wait_s) if wait_s > 0 else False
 
-    def configure(self, **changes) -> None:
-        """Change VoiceSettings fields or sampling fields (temperature, top_k, top_p, greedy)."""
-        self._commands.put(("configure", changes))
+    def configure(self, wait_s: float = 0.0, **changes) -> bool:
+        """Change VoiceSettings fields or sampling fields (temperature, top_k, top_p, greedy).
+        With ``wait_s`` > 0, wait up to that many seconds until the voice thread has applied
+        them (a ``status`` after it then shows them); returns whether it has."""
+        done = threading.Event()
+        self._commands.put(("configure", (changes, done)))
+        return done.wait(wait_s) if wait_s > 0 else False
 
     def swap(self, generator) -> None:
         """Play ``generator`` from the next bar line (at once when idle)."""
@@ -348,7 +352,11 @@ class Voice:
             if arg is not None:
                 arg.set()
         elif command == "configure":
-            self._configure(arg)
+            changes, done = arg
+            try:
+                self._configure(changes)
+            finally:
+                done.set()
         elif command == "swap":
             if self.mode == IDLE:
                 self._install(arg, None)
